@@ -1,0 +1,1 @@
+"""Singer tap for Intercom message data exports and contact events."""

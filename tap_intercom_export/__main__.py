@@ -1,0 +1,5 @@
+"""Run the tap with `python -m tap_intercom_export`."""
+
+from tap_intercom_export.tap import TapIntercomExport
+
+TapIntercomExport.cli()

@@ -1,0 +1,222 @@
+"""Read Intercom's export download: sniff the container, stream each CSV member, read rows.
+
+Intercom documents the download as "a gzipped CSV" and also as "a gzipped folder containing
+multiple CSVs, one for each message statistic"; real exports arrive as a zip of
+`<kind>_YYYYMMDD-HHMMSS.csv` files. Everything here streams from the file on disk: no member is
+ever held whole in memory.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import gzip
+import io
+import re
+import sys
+import tarfile
+import typing as t
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tap_intercom_export.errors import ArchiveError
+from tap_intercom_export.schemas import FILE_KINDS
+
+_CHUNK = 1 << 20
+
+# Intercom's survey answers and free-text replies can be long; csv's default 128 KiB field
+# limit would abort the whole window on one long answer.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+_STAMP = re.compile(r"[_-]\d{8}[_-]?\d{6}$")
+
+
+def _aliases() -> dict[str, str]:
+    names: dict[str, str] = {}
+    for kind in FILE_KINDS:
+        head, _, tail = kind.rpartition("_")
+        plural_tail = tail[:-1] + "ies" if tail.endswith("y") else tail + "s"
+        for name in (kind, kind + "s", f"{head}_{plural_tail}" if head else plural_tail):
+            names[name] = kind
+    names["answers_combined"] = "answer_combined"
+    return names
+
+
+_KIND_ALIASES = _aliases()
+
+
+def kind_of_member(name: str) -> str | None:
+    """Map a member file name (`open_20240101-000000.csv`, `opens_...`) to its file kind."""
+    stem = Path(name).name
+    lower = stem.lower()
+    for ext in (".csv.gz", ".csv", ".gz"):
+        if lower.endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    else:
+        return None
+    stem = _STAMP.sub("", stem).lower()
+    return _KIND_ALIASES.get(stem, stem)
+
+
+def _kind_from_header(header: list[str]) -> str:
+    """Guess the kind of a lone CSV (Intercom's documented single gzipped CSV) from its columns."""
+    cols = set(header)
+    if {"receipt_id", "received_at", "content_id"} <= cols:
+        return "receipt"
+    best, score = "receipt", 0
+    for kind, spec in FILE_KINDS.items():
+        common = len(cols & set(spec.columns))
+        if common > score and common == len(cols & set(spec.columns)):
+            best, score = kind, common
+    return best
+
+
+@dataclass
+class Member:
+    """One CSV file inside the archive."""
+
+    name: str
+    kind: str
+    newlines: int = 0
+    size: int = 0
+
+
+@dataclass
+class Archive:
+    """A downloaded export on disk, readable member by member."""
+
+    path: Path
+    container: str = ""
+    members: list[Member] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, path: Path) -> Archive:
+        """Sniff the container and list its CSV members (reads every byte once: CRCs checked)."""
+        archive = cls(path=Path(path))
+        archive.container = sniff(archive.path)
+        archive.members = list(archive._scan())
+        return archive
+
+    def _scan(self) -> t.Iterator[Member]:
+        for name, stream in self._iter_raw():
+            if name is None:  # a lone CSV: its kind is read from its header
+                with stream:
+                    first = stream.readline()
+                header = next(csv.reader([first.decode("utf-8-sig", "replace")]), [])
+                name = f"{_kind_from_header(header)}.csv"
+                _, stream = next(self._iter_raw())
+            kind = kind_of_member(name)
+            if kind is None:
+                stream.close()
+                continue
+            member = Member(name=name, kind=kind)
+            with stream:
+                try:
+                    while chunk := stream.read(_CHUNK):
+                        member.size += len(chunk)
+                        member.newlines += chunk.count(b"\n")
+                except (zipfile.BadZipFile, zlib.error, EOFError, OSError, tarfile.TarError) as exc:
+                    msg = f"member {name} is corrupt or truncated ({exc})"
+                    raise ArchiveError(msg) from exc
+            yield member
+
+    def _iter_raw(self) -> t.Iterator[tuple[str | None, t.BinaryIO]]:
+        try:
+            if self.container == "zip":
+                with zipfile.ZipFile(self.path) as zf:
+                    for info in zf.infolist():
+                        if not info.is_dir():
+                            yield info.filename, zf.open(info)
+            elif self.container in ("tar", "tar.gz"):
+                with tarfile.open(self.path, mode="r:*") as tf:
+                    for info in tf:
+                        if info.isfile():
+                            member = tf.extractfile(info)
+                            if member is not None:
+                                yield info.name, t.cast(t.BinaryIO, member)
+            elif self.container == "csv.gz":
+                yield None, t.cast(t.BinaryIO, gzip.open(self.path, "rb"))
+            else:
+                yield None, self.path.open("rb")
+        except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError) as exc:
+            msg = f"the {self.container} archive cannot be read ({exc})"
+            raise ArchiveError(msg) from exc
+
+    @contextlib.contextmanager
+    def open_member(self, member: Member) -> t.Iterator[t.BinaryIO]:
+        """Open one member for streaming reads, closing the archive afterwards."""
+        raw = self._iter_raw()
+        try:
+            for name, stream in raw:
+                if name is None or name == member.name:
+                    with stream:
+                        yield stream
+                    return
+                stream.close()
+        finally:
+            raw.close()
+        msg = f"member {member.name} vanished from {self.path.name}"
+        raise ArchiveError(msg)
+
+    def kinds(self) -> dict[str, list[Member]]:
+        """Members grouped by file kind, in archive order."""
+        out: dict[str, list[Member]] = {}
+        for member in self.members:
+            out.setdefault(member.kind, []).append(member)
+        return out
+
+
+def sniff(path: Path) -> str:
+    """Tell the container of a download from its first bytes, not its name."""
+    with path.open("rb") as fh:
+        head = fh.read(512)
+    if not head:
+        return "empty"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "zip"
+    if head.startswith(b"\x1f\x8b"):
+        try:
+            with gzip.open(path, "rb") as gz:
+                block = gz.read(512)
+        except (OSError, EOFError, zlib.error) as exc:
+            msg = f"the gzip download cannot be read ({exc})"
+            raise ArchiveError(msg) from exc
+        return "tar.gz" if _is_tar_block(block) else "csv.gz"
+    if _is_tar_block(head):
+        return "tar"
+    if b"\x00" in head:
+        msg = "the download is neither a zip, a tar, a gzip nor a CSV file"
+        raise ArchiveError(msg)
+    return "csv"
+
+
+def _is_tar_block(block: bytes) -> bool:
+    return len(block) >= 262 and block[257:262] == b"ustar"
+
+
+class DecodeCounter:
+    """Counts bytes that were not valid UTF-8 (they are replaced by U+FFFD, never dropped)."""
+
+    def __init__(self) -> None:
+        """Start at zero."""
+        self.replaced = 0
+        self.name = f"tap_intercom_export_count_{id(self)}"
+        codecs.register_error(self.name, self._handle)
+
+    def _handle(self, err: UnicodeDecodeError) -> tuple[str, int]:
+        self.replaced += err.end - err.start
+        return "\ufffd", err.end
+
+
+def iter_csv(stream: t.BinaryIO, counter: DecodeCounter) -> tuple[list[str], t.Iterator[list[str]]]:
+    """Return the header and an iterator over the rows of a CSV member (BOM and bad bytes handled)."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors=counter.name, newline="")
+    reader = csv.reader(text)
+    header = next(reader, None)
+    if header is None:
+        return [], iter(())
+    return [h.strip() for h in header], reader

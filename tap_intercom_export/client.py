@@ -1,0 +1,242 @@
+"""The base stream every Intercom stream shares: URL, auth, headers, errors and backoff."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+import typing as t
+from urllib.parse import urlsplit
+
+from singer_sdk.authenticators import BearerTokenAuthenticator
+from singer_sdk.streams import RESTStream
+
+from tap_intercom_export.errors import (
+    ConfigError,
+    ExportJobActiveError,
+    ExportJobFailedError,
+    IntercomAPIError,
+    IntercomAuthError,
+    IntercomNotFoundError,
+    IntercomRetriableError,
+)
+
+if t.TYPE_CHECKING:
+    import requests
+    from backoff.types import Details
+
+API_HOSTS = {
+    "us": "https://api.intercom.io",
+    "eu": "https://api.eu.intercom.io",
+    "au": "https://api.au.intercom.io",
+}
+
+# Which token permission each API area needs, so a 401/403 can say what to grant.
+# https://developers.intercom.com/docs/build-an-integration/learn-more/authentication/oauth-scopes
+_PERMISSIONS = (
+    ("/export/", "export message data (the 'Export message data' permission)"),
+    ("/download/", "export message data (the 'Export message data' permission)"),
+    ("/events", "read events (the 'Read events' / read_events permission)"),
+    ("/contacts", "read contacts (the 'Read and list users and companies' permission)"),
+)
+
+# The one 429 that is not a rate limit but a lock: Intercom runs one export job per workspace.
+_ACTIVE_JOB_MARKER = "pending message data export"
+
+MAX_RATE_LIMIT_WAIT = 60.0
+
+
+def is_loopback(host: str | None) -> bool:
+    """Tell whether a host name or address is this machine."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_api_url(config: t.Mapping[str, t.Any]) -> str:
+    """Return the API base URL from `api_url` or `region`, refusing unsafe URLs."""
+    region = str(config.get("region") or "us").lower()
+    if region not in API_HOSTS:
+        msg = f"Unknown region {region!r}: set region to one of {', '.join(API_HOSTS)}."
+        raise ConfigError(msg)
+    url = (config.get("api_url") or API_HOSTS[region]).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and is_loopback(parts.hostname):
+        return url
+    msg = (
+        f"api_url {url!r} is not allowed: use an https:// URL "
+        "(http:// only for loopback hosts such as a local test server)."
+    )
+    raise ConfigError(msg)
+
+
+def intercom_error_detail(response: requests.Response) -> tuple[str, str | None]:
+    """Summarise Intercom's `error.list` body as (text, first error code)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        text = (response.text or "").strip().replace("\n", " ")[:200]
+        return (text or response.reason or "no details"), None
+    errors = body.get("errors") or []
+    parts = []
+    code = None
+    for err in errors if isinstance(errors, list) else []:
+        if isinstance(err, dict):
+            code = code or err.get("code")
+            parts.append(": ".join(str(p) for p in (err.get("code"), err.get("message")) if p))
+    text = "; ".join(parts) or str(body.get("message") or response.reason or "no details")
+    if body.get("request_id"):
+        text += f" (request_id {body['request_id']})"
+    return text, code
+
+
+def rate_limit_wait(headers: t.Mapping[str, str], now: float) -> float | None:
+    """Seconds until Intercom's rate-limit window resets, from `X-RateLimit-Reset`/`Retry-After`."""
+    reset = headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            return min(max(float(reset) - now, 0.0) + 0.1, MAX_RATE_LIMIT_WAIT)
+        except ValueError:
+            pass
+    retry_after = headers.get("Retry-After")
+    if retry_after:
+        try:
+            return min(max(float(retry_after), 0.0), MAX_RATE_LIMIT_WAIT)
+        except ValueError:
+            pass
+    return None
+
+
+class IntercomStream(RESTStream):
+    """Base stream for Intercom's REST API."""
+
+    #: Retries for 429/5xx/connection errors before the sync fails.
+    max_tries = 10
+    #: Seconds to wait at most between two retries of a server error.
+    max_backoff_seconds = 60.0
+    #: The clock used to read rate-limit reset times; tests replace it.
+    clock: t.Callable[[], float] = staticmethod(time.time)
+
+    @property
+    def url_base(self) -> str:
+        """The API root of the configured region (or `api_url`)."""
+        return resolve_api_url(self.config)
+
+    @property
+    def authenticator(self) -> BearerTokenAuthenticator:
+        """Bearer-token auth with the configured access token."""
+        return BearerTokenAuthenticator(token=self.config["access_token"])
+
+    @property
+    def http_headers(self) -> dict:
+        """Pin the API version so responses keep the shape the schemas expect."""
+        return {
+            "Intercom-Version": str(self.config.get("intercom_version") or "2.14"),
+            "Accept": "application/json",
+            "User-Agent": f"tap-intercom-export/{self._tap.plugin_version}",
+        }
+
+    def validate_response(self, response: requests.Response) -> None:
+        """Map Intercom's statuses to retriable or fatal errors with a readable message."""
+        status = response.status_code
+        if status < 400:
+            return
+        detail, code = intercom_error_detail(response)
+        path = urlsplit(response.request.url if response.request else response.url).path
+        where = f"{response.request.method if response.request else 'GET'} {path}"
+        message = f"Intercom answered HTTP {status} to {where}: {detail}"
+        if status == 429 and _ACTIVE_JOB_MARKER in detail.lower():
+            raise ExportJobActiveError(message, status, code)
+        if status == 504 and path.startswith("/export/content/data/"):
+            # Intercom reports a failed export job (usually one that ran over 12 hours)
+            # as HTTP 504 on its status endpoint; polling it again will not help.
+            raise ExportJobFailedError(message, status, code)
+        if status == 429:
+            wait = rate_limit_wait(response.headers, self.clock())
+            raise IntercomRetriableError(message, response, wait_seconds=wait)
+        if status >= 500 or status == 408:
+            raise IntercomRetriableError(message, response)
+        if status in (401, 403):
+            need = next((p for prefix, p in _PERMISSIONS if path.startswith(prefix)), None)
+            hint = (
+                f"the access token must be valid and allowed to {need}"
+                if need
+                else "check the access token and its permissions"
+            )
+            msg = f"{message}. Intercom refused the token: {hint}."
+            raise IntercomAuthError(msg, status, code)
+        if status == 404:
+            raise IntercomNotFoundError(message, status, code)
+        raise IntercomAPIError(message, status, code)
+
+    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
+        """Wait what a 429 asks for (until the rate-limit reset), else back off exponentially."""
+        attempt = 0
+        exc = yield  # type: ignore[misc]
+        while True:
+            wait = getattr(exc, "wait_seconds", None)
+            if wait is None:
+                wait = min(2.0**attempt, self.max_backoff_seconds)
+                attempt += 1
+            exc = yield wait
+
+    def backoff_jitter(self, value: float) -> float:
+        """Never shorten a wait (a 429 reset is a floor); spread retries by up to 10 %."""
+        return value * 1.1 if value > 1 else value
+
+    def backoff_max_tries(self) -> int:
+        """How many times a request is tried before the error ends the sync."""
+        return self.max_tries
+
+    def backoff_handler(self, details: Details) -> None:
+        """Say what is being waited on, and for how long."""
+        exc = details.get("exception")
+        reason = str(exc).split(": ", 1)[-1] if exc else "error"
+        if isinstance(exc, IntercomRetriableError) and exc.wait_seconds is not None:
+            reason = "rate limit (429), waiting until Intercom's rate-limit window resets"
+        self.logger.warning(
+            "Retry %d/%d of %s in %.1f s: %s",
+            details.get("tries", 0),
+            self.max_tries,
+            self.name,
+            details.get("wait") or 0.0,
+            reason,
+        )
+
+    def response_error_message(self, response: requests.Response) -> str:
+        """Never echo headers (or anything that could hold a credential) into errors."""
+        return intercom_error_detail(response)[0]
+
+    def send(self, request: requests.PreparedRequest) -> requests.Response:
+        """Send one prepared request through the SDK's authenticator, session and retries."""
+        return self.request_decorator(self._request)(request, None)
+
+    def prepare(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: dict | None = None,
+        headers: dict | None = None,
+    ) -> requests.PreparedRequest:
+        """Build a request to an absolute URL of the API with the stream's headers."""
+        return self.build_prepared_request(
+            method=method,
+            url=url,
+            headers={**self.http_headers, **(headers or {})},
+            json=json,
+        )
+
+
+def quiet_urllib3() -> None:
+    """Keep connection-pool chatter out of the operator's log."""
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

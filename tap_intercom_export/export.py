@@ -1,0 +1,615 @@
+"""Intercom's message data export, step by step: plan windows, create, poll, download, verify.
+
+Everything that waits takes an injected `clock`/`sleep`, so tests drive hours of polling in
+milliseconds. All HTTP goes through the stream's SDK session, authenticator and retry path.
+
+Intercom's rules this module is built around (https://developers.intercom.com/docs/references/
+rest-api/api.intercom.io/data-export):
+- one active export job per workspace: a second create is answered 429;
+- jobs fail after about 12 hours (status `failed`, HTTP 504 on the status call);
+- a completed job's download expires two days after completion;
+- a job returns at most the first 10 million rows;
+- window bounds are inclusive unix seconds on the messages' creation time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import tempfile
+import time
+import typing as t
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+from tap_intercom_export.archive import Archive, Member
+from tap_intercom_export.errors import (
+    ArchiveError,
+    ExportError,
+    ExportJobActiveError,
+    ExportJobFailedError,
+    IntercomNotFoundError,
+)
+
+if t.TYPE_CHECKING:
+    from tap_intercom_export.client import IntercomStream
+
+ACTIVE = ("pending", "in_progress")
+COMPLETED = ("completed", "complete")
+MIN_WINDOW_SECONDS = 3600
+_DOWNLOAD_CHUNK = 1 << 20
+
+
+def iso(ts: int) -> str:
+    """RFC 3339 (UTC) text of unix seconds: the form bookmarks and records use."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+
+
+def unix(value: datetime | str) -> int:
+    """Unix seconds of an aware datetime or RFC 3339 text (naive means UTC)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return int(value.timestamp())
+
+
+@dataclass(frozen=True, order=True)
+class Window:
+    """Messages created in [start, end): unix seconds, end exclusive."""
+
+    start: int
+    end: int
+
+    @property
+    def created_at_after(self) -> int:
+        """Intercom's inclusive lower bound."""
+        return self.start
+
+    @property
+    def created_at_before(self) -> int:
+        """Intercom's inclusive upper bound: the last second of the window."""
+        return self.end - 1
+
+    @property
+    def seconds(self) -> int:
+        """Length of the window."""
+        return self.end - self.start
+
+    def halves(self) -> tuple[Window, Window]:
+        """Split in two at a whole hour when possible (so split windows stay readable)."""
+        mid = self.start + self.seconds // 2
+        rounded = mid - mid % 3600
+        if self.start < rounded < self.end:
+            mid = rounded
+        return Window(self.start, mid), Window(mid, self.end)
+
+    def __str__(self) -> str:
+        """`2024-01-01T00:00:00+00:00 .. 2024-01-08T00:00:00+00:00`."""
+        return f"{iso(self.start)} .. {iso(self.end)}"
+
+
+def plan_windows(start: int, end: int, window_seconds: int) -> list[Window]:
+    """Consecutive windows from start to end, with no gap and no overlap."""
+    if window_seconds <= 0:
+        msg = "export window must be longer than zero seconds"
+        raise ValueError(msg)
+    windows = []
+    cursor = start
+    while cursor < end:
+        windows.append(Window(cursor, min(cursor + window_seconds, end)))
+        cursor = windows[-1].end
+    return windows
+
+
+@dataclass
+class Job:
+    """What Intercom says about one export job."""
+
+    job_id: str
+    status: str
+    download_url: str = ""
+    download_expires_at: int | None = None
+
+    @classmethod
+    def from_api(cls, body: dict) -> Job:
+        """Read Intercom's job model (tolerating its `job_identfier` misspelling)."""
+        job_id = body.get("job_identifier") or body.get("job_identfier") or body.get("id")
+        if not job_id:
+            msg = f"Intercom's export answer has no job_identifier: {sorted(body)}"
+            raise ExportError(msg)
+        expires = body.get("download_expires_at")
+        try:
+            expires_at = int(float(expires)) if expires not in (None, "") else None
+        except (TypeError, ValueError):
+            expires_at = None
+        return cls(
+            job_id=str(job_id),
+            status=str(body.get("status") or "").lower(),
+            download_url=str(body.get("download_url") or ""),
+            download_expires_at=expires_at,
+        )
+
+
+class ExportClient:
+    """Intercom's four export endpoints, spoken through an SDK stream."""
+
+    def __init__(self, stream: IntercomStream) -> None:
+        """Use the stream's base URL, headers, authenticator, session and retry policy."""
+        self.stream = stream
+        self.logger = stream.logger
+        self.base = stream.url_base
+
+    def _json(self, method: str, path: str, body: dict | None = None) -> dict:
+        response = self.stream.send(self.stream.prepare(method, self.base + path, json=body))
+        try:
+            return response.json()
+        except ValueError as exc:
+            msg = f"Intercom answered {method} {path} with something that is not JSON"
+            raise ExportError(msg) from exc
+        finally:
+            response.close()
+
+    def create(self, window: Window) -> Job:
+        """POST /export/content/data for one window."""
+        body = {
+            "created_at_after": window.created_at_after,
+            "created_at_before": window.created_at_before,
+        }
+        return Job.from_api(self._json("POST", "/export/content/data", body))
+
+    def status(self, job_id: str) -> Job:
+        """GET /export/content/data/{job_id}."""
+        return Job.from_api(self._json("GET", f"/export/content/data/{job_id}"))
+
+    def cancel(self, job_id: str) -> Job:
+        """POST /export/cancel/{job_id}."""
+        return Job.from_api(self._json("POST", f"/export/cancel/{job_id}"))
+
+    def download_url(self, job: Job) -> str:
+        """Where to fetch the archive: never a host other than the API's (it gets the token)."""
+        own = f"{self.base}/download/content/data/{job.job_id}"
+        if not job.download_url:
+            return own
+        given = urlsplit(job.download_url)
+        api = urlsplit(self.base)
+        if (given.scheme, given.netloc) == (api.scheme, api.netloc):
+            return job.download_url
+        self.logger.warning(
+            "Export job %s offers its download on %s://%s, not on the API host: "
+            "downloading from %s instead so the access token never leaves the API host.",
+            job.job_id,
+            given.scheme,
+            given.hostname,
+            own,
+        )
+        return own
+
+    def download(self, job: Job, dest: t.BinaryIO) -> int:
+        """Stream the archive into `dest`, never holding it in memory; return its size."""
+        request = self.stream.prepare(
+            "GET", self.download_url(job), headers={"Accept": "application/octet-stream"}
+        )
+        response = self.stream.send(request)
+        size = 0
+        with response:
+            expected = response.headers.get("Content-Length")
+            for chunk in response.iter_content(_DOWNLOAD_CHUNK):
+                dest.write(chunk)
+                size += len(chunk)
+        if expected and expected.isdigit() and int(expected) != size:
+            msg = f"download of job {job.job_id} was cut short: {size} of {expected} bytes"
+            raise ArchiveError(msg)
+        return size
+
+
+@dataclass
+class ExportSettings:
+    """The knobs of an export run (from the tap's settings)."""
+
+    window_seconds: int = 7 * 86400
+    poll_interval: float = 30.0
+    timeout: float = 43200.0
+    row_limit: int = 10_000_000
+    download_attempts: int = 3
+    create_attempts: int = 2
+    min_window_seconds: int = MIN_WINDOW_SECONDS
+
+
+@dataclass
+class WindowExport:
+    """One window's finished export: the job, its archive on disk, and what it took."""
+
+    window: Window
+    job: Job
+    archive: Archive | None
+    attempts: int = 1
+    resumed: bool = False
+    created_at: int | None = None
+    completed_at: int | None = None
+    poll_seconds: float = 0.0
+    download_seconds: float = 0.0
+    download_bytes: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def job_record(self) -> dict[str, t.Any]:
+        """The `message_export_jobs` record of this window."""
+        return {
+            "job_identifier": self.job.job_id,
+            "window_start": iso(self.window.start),
+            "window_end": iso(self.window.end),
+            "created_at_after": self.window.created_at_after,
+            "created_at_before": self.window.created_at_before,
+            "status": self.job.status,
+            "attempts": self.attempts,
+            "resumed": self.resumed,
+            "created_at": iso(self.created_at) if self.created_at else None,
+            "completed_at": iso(self.completed_at) if self.completed_at else None,
+            "poll_seconds": round(self.poll_seconds, 3),
+            "download_seconds": round(self.download_seconds, 3),
+            "download_bytes": self.download_bytes,
+            "container": self.archive.container if self.archive else None,
+            "files": (
+                [{"name": m.name, "kind": m.kind, "bytes": m.size} for m in self.archive.members]
+                if self.archive
+                else []
+            ),
+            "rows": self.rows,
+        }
+
+
+class _Retry(Exception):
+    """Internal: the job for this window must be created again (reason in the message)."""
+
+
+class _Split(Exception):
+    """Internal: this window must be exported as two halves (reason in the message)."""
+
+
+class ExportRunner:
+    """Runs one export job per window, resuming, retrying and splitting as Intercom requires."""
+
+    def __init__(
+        self,
+        client: ExportClient,
+        settings: ExportSettings,
+        *,
+        logger: logging.Logger,
+        on_job_created: t.Callable[[Window, Job], None] | None = None,
+        clock: t.Callable[[], float] = time.monotonic,
+        wall: t.Callable[[], float] = time.time,
+        sleep: t.Callable[[float], None] = time.sleep,
+        temp_dir: str | None = None,
+    ) -> None:
+        """Wire the runner to its client, settings, logger and (injectable) clocks."""
+        self.client = client
+        self.settings = settings
+        self.logger = logger
+        self.on_job_created = on_job_created or (lambda window, job: None)
+        self.clock = clock
+        self.wall = wall
+        self.sleep = sleep
+        self.temp_dir = temp_dir
+        self.current_job: Job | None = None
+        self._stale_job: str | None = None
+
+    # -- the plan ---------------------------------------------------------------------------
+
+    def run(
+        self,
+        windows: t.Iterable[Window],
+        resume: tuple[Window, str] | None = None,
+    ) -> t.Iterator[WindowExport]:
+        """Export each window in order; yield each one with its archive still on disk.
+
+        The archive is removed as soon as the consumer asks for the next window (or stops).
+        `resume` is the (window, job id) of an in-flight job recorded in state.
+        """
+        queue = deque(windows)
+        if resume and queue and resume[0].start == queue[0].start:
+            # The in-flight job's window may differ from today's plan (settings changed):
+            # keep its bounds so the job can be reused, then plan on from its end.
+            first = resume[0]
+            while queue and queue[0].end <= first.end:
+                queue.popleft()
+            if queue and queue[0].start < first.end:
+                head = queue.popleft()
+                queue.appendleft(Window(first.end, head.end))
+            queue.appendleft(first)
+        elif resume:
+            self.logger.info(
+                "Ignoring in-flight export job %s from state: its window %s is not the next one "
+                "to export (%s).",
+                resume[1],
+                resume[0],
+                queue[0] if queue else "nothing left to export",
+            )
+            self._stale_job = resume[1]
+        resume_id = resume[1] if resume and queue and resume[0] == queue[0] else None
+        while queue:
+            window = queue.popleft()
+            try:
+                result = self._export_window(window, resume_id)
+            except _Split as why:
+                if window.seconds <= self.settings.min_window_seconds:
+                    msg = (
+                        f"Export window {window} {why}, and it cannot be split below "
+                        f"{self.settings.min_window_seconds // 60} minutes: export it later "
+                        "or contact Intercom support."
+                    )
+                    raise ExportError(msg) from why
+                first, second = window.halves()
+                self.logger.warning("Splitting export window %s: %s.", window, why)
+                queue.appendleft(second)
+                queue.appendleft(first)
+                continue
+            finally:
+                resume_id = None
+            try:
+                yield result
+            finally:
+                if result.archive:
+                    result.archive.path.unlink(missing_ok=True)
+
+    # -- one window -------------------------------------------------------------------------
+
+    def _export_window(self, window: Window, resume_id: str | None) -> WindowExport:
+        attempts = failures = 0
+        while True:
+            attempts += 1
+            job, resumed, created_at = self._create_or_resume(window, resume_id)
+            resume_id = None
+            try:
+                return self._finish(window, job, resumed, created_at, attempts)
+            except _Retry as why:
+                failures += why.args[0] in ("failed", "canceled")
+                if failures >= self.settings.create_attempts:
+                    msg = f"its job failed or was canceled {failures} times (last: {job.job_id})"
+                    raise _Split(msg) from why
+                self.logger.warning(
+                    "Export job %s for window %s %s: creating it again.",
+                    job.job_id,
+                    window,
+                    why.args[1] if len(why.args) > 1 else why,
+                )
+
+    def _create_or_resume(self, window: Window, resume_id: str | None) -> tuple[Job, bool, int | None]:
+        if resume_id:
+            try:
+                job = self.client.status(resume_id)
+            except IntercomNotFoundError:
+                self.logger.warning(
+                    "In-flight export job %s from state no longer exists: creating a new one.",
+                    resume_id,
+                )
+            except ExportJobFailedError:
+                self.logger.warning("In-flight export job %s from state failed: creating a new one.", resume_id)
+            else:
+                if job.status in ACTIVE + COMPLETED + ("no_data",):
+                    self.logger.info(
+                        "Resuming export job %s for window %s (status %s) from state.",
+                        job.job_id,
+                        window,
+                        job.status,
+                    )
+                    return job, True, None
+                self.logger.warning(
+                    "In-flight export job %s from state is %s: creating a new one.", resume_id, job.status
+                )
+        job = self._create(window)
+        return job, False, int(self.wall())
+
+    def _create(self, window: Window) -> Job:
+        deadline = self.clock() + self.settings.timeout
+        wait = min(self.settings.poll_interval, 30.0) or 1.0
+        while True:
+            try:
+                job = self.client.create(window)
+            except ExportJobActiveError:
+                stale = self._stale_job
+                if stale:
+                    self._stale_job = None
+                    self.logger.warning(
+                        "Another export job is active; canceling our own stale job %s from state.", stale
+                    )
+                    self._cancel_quietly(stale)
+                    continue
+                if self.clock() >= deadline:
+                    msg = (
+                        "Another message data export job is active in this Intercom workspace "
+                        f"and did not finish within export_timeout_seconds={self.settings.timeout:g}: "
+                        "wait for it to finish (or cancel it in Intercom), then run the tap again."
+                    )
+                    raise ExportError(msg) from None
+                self.logger.warning(
+                    "Another message data export job is running in this Intercom workspace "
+                    "(Intercom allows one at a time): waiting %.0f s before creating the job for %s.",
+                    wait,
+                    window,
+                )
+                self.sleep(wait)
+                wait = min(wait * 2, 300.0)
+                continue
+            self.current_job = job
+            self.logger.info(
+                "Created export job %s for window %s (created_at %d..%d).",
+                job.job_id,
+                window,
+                window.created_at_after,
+                window.created_at_before,
+            )
+            self.on_job_created(window, job)
+            return job
+
+    def _cancel_quietly(self, job_id: str) -> None:
+        try:
+            self.client.cancel(job_id)
+        except Exception as exc:  # noqa: BLE001 - canceling is best effort
+            self.logger.warning("Could not cancel export job %s: %s", job_id, exc)
+
+    def _finish(
+        self,
+        window: Window,
+        job: Job,
+        resumed: bool,
+        created_at: int | None,
+        attempts: int,
+    ) -> WindowExport:
+        self.current_job = job
+        started = self.clock()
+        job = self._poll(window, job)
+        result = WindowExport(
+            window=window,
+            job=job,
+            archive=None,
+            attempts=attempts,
+            resumed=resumed,
+            created_at=created_at,
+            completed_at=int(self.wall()),
+            poll_seconds=self.clock() - started,
+        )
+        if job.status == "no_data":
+            self.logger.info("Export job %s for window %s: no data.", job.job_id, window)
+            self.current_job = None
+            return result
+        if job.download_expires_at is not None and job.download_expires_at <= self.wall():
+            raise _Retry("expired", f"has a download that expired at {iso(job.download_expires_at)}")
+        self._download(result)
+        self.current_job = None
+        return result
+
+    def _poll(self, window: Window, job: Job) -> Job:
+        started = self.clock()
+        deadline = started + self.settings.timeout
+        last = None
+        # Small windows finish in seconds: poll quickly first, then settle on the interval.
+        wait = 1.0
+        while True:
+            if job.status != last:
+                self.logger.info(
+                    "Export job %s for window %s is %s (after %.0f s).",
+                    job.job_id,
+                    window,
+                    job.status or "without status",
+                    self.clock() - started,
+                )
+                last = job.status
+            if job.status in COMPLETED or job.status == "no_data":
+                return job
+            if job.status == "failed":
+                raise _Retry("failed", "failed on Intercom's side")
+            if job.status in ("canceled", "cancelled"):
+                raise _Retry("canceled", "was canceled (not by this tap)")
+            if job.status not in ACTIVE:
+                msg = (
+                    f"Export job {job.job_id} for window {window} has status {job.status!r}, "
+                    "which this tap does not know: check the job in Intercom and report it."
+                )
+                raise ExportError(msg)
+            if self.clock() >= deadline:
+                msg = (
+                    f"Export job {job.job_id} for window {window} is still {job.status} after "
+                    f"export_timeout_seconds={self.settings.timeout:g}. It keeps running in "
+                    "Intercom and the next run resumes it from the state."
+                )
+                raise ExportError(msg)
+            self.sleep(min(wait, self.settings.poll_interval, max(deadline - self.clock(), 0)))
+            wait = min(wait * 2, self.settings.poll_interval)
+            try:
+                job = self.client.status(job.job_id)
+            except ExportJobFailedError as exc:
+                raise _Retry("failed", f"failed on Intercom's side ({exc})") from exc
+
+    def _download(self, result: WindowExport) -> None:
+        job = result.job
+        for attempt in range(1, self.settings.download_attempts + 1):
+            handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept until the window is done
+                prefix=f"intercom-export-{job.job_id}-", suffix=".bin", dir=self.temp_dir, delete=False
+            )
+            path = Path(handle.name)
+            started = self.clock()
+            try:
+                with handle:
+                    result.download_bytes = self.client.download(job, handle)
+                archive = Archive.open(path)
+            except IntercomNotFoundError as exc:
+                path.unlink(missing_ok=True)
+                raise _Retry("expired", "has no download any more (HTTP 404)") from exc
+            except (ArchiveError, requests.exceptions.RequestException, OSError) as exc:
+                path.unlink(missing_ok=True)
+                if attempt == self.settings.download_attempts:
+                    msg = (
+                        f"The download of export job {job.job_id} (window {result.window}) could "
+                        f"not be read after {attempt} attempts: {exc}. Nothing of this window was "
+                        "emitted; run the tap again, and report it if it persists."
+                    )
+                    raise ArchiveError(msg) from exc
+                self.logger.warning(
+                    "Download of export job %s failed (%s): downloading again (%d/%d).",
+                    job.job_id,
+                    exc,
+                    attempt + 1,
+                    self.settings.download_attempts,
+                )
+                continue
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+            result.download_seconds = self.clock() - started
+            result.archive = archive
+            self.logger.info(
+                "Downloaded export job %s: %.1f MB %s with %s in %.1f s.",
+                job.job_id,
+                result.download_bytes / 1e6,
+                archive.container,
+                ", ".join(f"{m.name} ({m.newlines} lines)" for m in archive.members) or "no files",
+                result.download_seconds,
+            )
+            self._check_row_limit(result)
+            return
+
+    def _check_row_limit(self, result: WindowExport) -> None:
+        archive = result.archive
+        assert archive is not None  # noqa: S101 - set by the caller
+        lines = sum(m.newlines for m in archive.members if m.kind == "receipt")
+        # Newlines bound the row count from above (header and quoted newlines included), so
+        # only a file that could have reached the cap is counted exactly.
+        if lines < self.settings.row_limit:
+            return
+        rows = 0
+        for member in archive.members:
+            if member.kind == "receipt":
+                rows += _count_rows(archive, member)
+        if rows >= self.settings.row_limit:
+            archive.path.unlink(missing_ok=True)
+            msg = (
+                f"its {rows} receipts reach export_row_limit={self.settings.row_limit} "
+                "(Intercom cuts a job there), so the export was truncated"
+            )
+            raise _Split(msg)
+
+    def cancel_current(self) -> None:
+        """Cancel the job being polled (used on Ctrl-C); a completed job is left alone."""
+        job = self.current_job
+        if job is None:
+            return
+        try:
+            status = self.client.status(job.job_id)
+        except Exception:  # noqa: BLE001 - we are shutting down
+            status = job
+        if status.status in COMPLETED or status.status == "no_data":
+            return
+        self.logger.warning("Canceling export job %s on interrupt.", job.job_id)
+        self._cancel_quietly(job.job_id)
+
+
+def _count_rows(archive: Archive, member: Member) -> int:
+    with archive.open_member(member) as stream:
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+        return max(sum(1 for _ in csv.reader(text)) - 1, 0)

@@ -1,0 +1,248 @@
+"""Columns, types and keys of each CSV file kind in Intercom's message data export.
+
+The column lists are those seen in real exports (see the README's Streams section). Types follow
+the column names: `*_at` and `first_*` are timestamps (Intercom writes unix seconds in some files
+and `YYYY-MM-DD HH:MM:SS UTC` in others), `*_total`/`*_unique` are counts, `*_rate` are numbers,
+everything else (ids included) is text. An empty field is null.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+DATETIME = "date-time"
+INTEGER = "integer"
+NUMBER = "number"
+STRING = "string"
+
+_RECEIPT = """user_id user_external_id company_id company_external_id email name ruleset_id
+content_id content_type content_title created_via device ruleset_version_id receipt_id received_at
+conversation_id series_id series_title node_id first_reply first_completion first_series_completion
+first_series_disengagement first_series_exit first_goal_success first_tour_step_failure
+first_tour_step_view first_reaction first_open first_click first_dismissal first_collected_email
+first_unsubscribe first_hard_bounce first_soft_bounce first_spam_complaint first_permission_grant
+first_button_tap first_screen_view first_webhook_failure first_sms_failure first_whatsapp_failure
+first_push_failure first_answer first_keyword_reply first_people_reached_receipt
+first_checklist_step_receipt first_checklist_step_open first_checklist_step_click
+first_checklist_step_completion first_fin_helpful_answer"""
+
+_OVERVIEW_HEAD = """ruleset_id created_at audience_type content_title content_id content_type series_id
+series_title state last_sent_at last_state_change_by last_state_change_at last_edited_by
+last_edited_at url"""
+
+# (statistic, has a *_rate column) in the order Intercom writes them in the overview file.
+_OVERVIEW_STATS = [
+    ("receipt", False), ("reply", True), ("completion", True), ("goal_success", True),
+    ("tour_step_failure", True), ("tour_step_view", False), ("reaction", True), ("open", True),
+    ("click", True), ("dismissal", True), ("collected_email", True), ("unsubscribe", True),
+    ("hard_bounce", True), ("spam_complaint", True), ("permission_grant", True),
+    ("button_tap", True), ("screen_view", True), ("webhook_failure", True), ("sms_failure", True),
+    ("whatsapp_failure", True), ("push_failure", True), ("answer", True), ("keyword_reply", False),
+    ("people_reached_receipt", True), ("checklist_step_receipt", True),
+    ("checklist_step_open", True), ("checklist_step_click", True),
+    ("checklist_step_completion", True), ("fin_helpful_answer", True), ("email_failure", True),
+]  # fmt: skip
+
+
+def _overview_columns() -> list[str]:
+    cols = _OVERVIEW_HEAD.split()
+    for stat, has_rate in _OVERVIEW_STATS:
+        cols += [f"{stat}_total", f"{stat}_unique"] + ([f"{stat}_rate"] if has_rate else [])
+    return cols
+
+
+_INTEGER_COLUMNS = {"times_processed", "status_code"}
+
+
+def column_type(name: str) -> str:
+    """The JSON type of a CSV column, from Intercom's naming conventions."""
+    if name.endswith("_at") or name.startswith("first_"):
+        return DATETIME
+    if name.endswith(("_total", "_unique")) or name in _INTEGER_COLUMNS:
+        return INTEGER
+    if name.endswith("_rate"):
+        return NUMBER
+    return STRING
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """One statistic's CSV file in the export archive, and the stream it feeds."""
+
+    kind: str
+    stream_name: str
+    columns: tuple[str, ...]
+    primary_keys: tuple[str, ...]
+
+    def json_schema(self) -> dict:
+        """The stream's JSON schema: typed CSV columns plus the export lineage columns."""
+        props: dict[str, dict] = {}
+        for col in self.columns:
+            props[col] = _json_type(column_type(col))
+        props.update(LINEAGE_PROPERTIES)
+        return {"type": "object", "properties": props, "additionalProperties": False}
+
+
+def _json_type(kind: str) -> dict:
+    # Every CSV column is nullable, keys included: Intercom leaves fields empty (a click with no
+    # URL), and a NOT NULL key column would make the loader reject the row.
+    schema: dict[str, t.Any] = {"type": ["string" if kind == DATETIME else kind, "null"]}
+    if kind == DATETIME:
+        schema["format"] = "date-time"
+    return schema
+
+
+EXTRA_COLUMNS = "extra_columns"
+
+LINEAGE_PROPERTIES: dict[str, dict] = {
+    "export_job_id": {"type": ["string"], "description": "Intercom export job that produced the row."},
+    "export_window_start": {
+        "type": ["string"],
+        "format": "date-time",
+        "description": "Start (inclusive) of the message creation window of that job; the bookmark.",
+    },
+    "export_window_end": {
+        "type": ["string"],
+        "format": "date-time",
+        "description": "End (exclusive) of the message creation window of that job.",
+    },
+    EXTRA_COLUMNS: {
+        "type": ["object", "null"],
+        "additionalProperties": {"type": ["string", "null"]},
+        "description": (
+            "Columns the schema does not declare (survey questions, columns Intercom adds later) "
+            "and values that did not fit their column's type, as text."
+        ),
+    },
+}
+
+
+def _kind(kind: str, stream: str, columns: str | list[str], keys: str) -> FileKind:
+    cols = columns.split() if isinstance(columns, str) else columns
+    return FileKind(kind, stream, tuple(cols), tuple(keys.split()))
+
+
+FILE_KINDS: dict[str, FileKind] = {
+    k.kind: k
+    for k in [
+        _kind("receipt", "message_receipts", _RECEIPT, "receipt_id"),
+        _kind("open", "message_opens", "receipt_id opened_at", "receipt_id opened_at"),
+        _kind("click", "message_clicks", "receipt_id clicked_at link_type url",
+              "receipt_id clicked_at url"),
+        _kind("reply", "message_replies", "receipt_id replied_at", "receipt_id replied_at"),
+        _kind("completion", "message_completions", "receipt_id completed_at",
+              "receipt_id completed_at"),
+        _kind("series_completion", "message_series_completions",
+              "receipt_id completed_at completion_node_ruleset_id", "receipt_id completed_at"),
+        _kind("series_disengagement", "message_series_disengagements",
+              "receipt_id disengaged_at disengaged_node_ruleset_id", "receipt_id disengaged_at"),
+        _kind("dismissal", "message_dismissals", "receipt_id dismissed_at",
+              "receipt_id dismissed_at"),
+        _kind("tour_step_view", "message_tour_step_views", "receipt_id step_id viewed_at",
+              "receipt_id step_id viewed_at"),
+        _kind("answer", "message_answers",
+              "receipt_id answered_at question_id question response_type response",
+              "receipt_id question_id answered_at"),
+        _kind("answer_combined", "message_answers_combined",
+              "receipt_id user_id user_external_id name email company_id company_external_id "
+              "created_via received_at completed_at", "receipt_id"),
+        _kind("checkpoint", "message_checkpoints",
+              "user_id company_id series_entry_record_id ruleset_id status_code status_name "
+              "created_at last_processed_at expires_at times_processed",
+              "series_entry_record_id ruleset_id created_at"),
+        _kind("overview", "message_overview", _overview_columns(),
+              "ruleset_id content_id export_window_start"),
+    ]
+}  # fmt: skip
+
+
+# --- value conversion ------------------------------------------------------------------------
+
+_UTC = timezone.utc
+
+
+def to_datetime(value: str) -> str:
+    """Turn unix seconds or Intercom's `YYYY-MM-DD HH:MM:SS UTC` into RFC 3339 (UTC)."""
+    head = value[:1]
+    if head.isdigit() and len(value) <= 14 and value.replace(".", "", 1).isdigit():
+        return datetime.fromtimestamp(float(value), _UTC).isoformat()
+    if value.endswith(" UTC"):
+        value = value[:-4]
+    elif value.endswith("Z"):
+        value = value[:-1]
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=_UTC)
+    return parsed.astimezone(_UTC).isoformat()
+
+
+def to_integer(value: str) -> int:
+    """Read a count, tolerating `12.0` and thousands separators."""
+    try:
+        return int(value)
+    except ValueError:
+        number = float(value.replace(",", ""))
+        if not number.is_integer():
+            raise
+        return int(number)
+
+
+def to_number(value: str) -> float:
+    """Read a rate; a trailing `%` is dropped and the number kept as written."""
+    return float(value[:-1] if value.endswith("%") else value)
+
+
+CONVERTERS: dict[str, t.Callable[[str], t.Any] | None] = {
+    DATETIME: to_datetime,
+    INTEGER: to_integer,
+    NUMBER: to_number,
+    STRING: None,
+}
+
+
+class RowTyper:
+    """Turns the CSV rows of one member into typed records, keeping whatever does not fit."""
+
+    def __init__(self, spec: FileKind, header: list[str]) -> None:
+        """Plan one converter per column of this member's header."""
+        self.spec = spec
+        self.header = header
+        known = set(spec.columns)
+        self.unknown = [h for h in header if h not in known]
+        self.missing = [c for c in spec.columns if c not in set(header)]
+        self.plan = [
+            (i, name, CONVERTERS[column_type(name)] if name in known else None, name in known)
+            for i, name in enumerate(header)
+        ]
+        self.width = len(header)
+        self.ragged_rows = 0
+        self.bad_values: dict[str, int] = {}
+
+    def type_row(self, row: list[str], lineage: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Build one record: typed known columns, extras as text, lineage columns."""
+        record: dict[str, t.Any] = dict.fromkeys(self.missing)
+        extra: dict[str, str | None] = {}
+        if len(row) != self.width:
+            self.ragged_rows += 1
+            for j in range(self.width, len(row)):
+                extra[f"column_{j + 1}"] = row[j]
+        for i, name, convert, known in self.plan:
+            value = row[i] if i < len(row) else ""
+            if not known:
+                extra[name] = value or None
+            elif value == "":
+                record[name] = None
+            elif convert is None:
+                record[name] = value
+            else:
+                try:
+                    record[name] = convert(value)
+                except (ValueError, OverflowError):
+                    record[name] = None
+                    extra[name] = value
+                    self.bad_values[name] = self.bad_values.get(name, 0) + 1
+        record[EXTRA_COLUMNS] = extra or None
+        record.update(lineage)
+        return record

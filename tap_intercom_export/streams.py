@@ -1,0 +1,319 @@
+"""Message data export streams: the job ledger and one stream per CSV file kind.
+
+`message_export_jobs` drives the export: one Intercom job per date window, shared by every
+selected `message_*` stream (its children), so each archive is downloaded once per window.
+Each stream's bookmark is the end of the last window whose rows it has fully emitted.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+import requests
+from singer_sdk import typing as th
+
+from tap_intercom_export.archive import DecodeCounter, iter_csv
+from tap_intercom_export.client import IntercomStream
+from tap_intercom_export.errors import ConfigError
+from tap_intercom_export.export import (
+    ExportClient,
+    ExportRunner,
+    ExportSettings,
+    Window,
+    WindowExport,
+    iso,
+    plan_windows,
+    unix,
+)
+from tap_intercom_export.schemas import FILE_KINDS, FileKind, RowTyper
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+DEFAULT_LOOKBACK_DAYS = 30
+IN_FLIGHT = "in_flight_job"
+
+
+def config_time(config: t.Mapping[str, t.Any], key: str) -> int | None:
+    """A date-time setting as unix seconds, with an error that names the setting."""
+    value = config.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return unix(value)
+    except (TypeError, ValueError) as exc:
+        msg = f"Setting {key}={value!r} is not a date-time: use RFC 3339, e.g. 2024-01-31T00:00:00Z."
+        raise ConfigError(msg) from exc
+
+
+class MessageExportJobsStream(IntercomStream):
+    """One record per export job: window, status, files, rows and timings (the audit trail)."""
+
+    name = "message_export_jobs"
+    path = "/export/content/data"
+    primary_keys = ("job_identifier", "window_start")
+    replication_key = "window_start"
+    is_sorted = True
+    # Bookmarks move back to a window's start while it is being emitted and forward to its end
+    # once done; sort checks would refuse the first move.
+    check_sorted = False
+
+    schema = th.PropertiesList(
+        th.Property("job_identifier", th.StringType, required=True),
+        th.Property("window_start", th.DateTimeType, required=True),
+        th.Property("window_end", th.DateTimeType, required=True),
+        th.Property("created_at_after", th.IntegerType, description="Intercom's bound, unix s"),
+        th.Property("created_at_before", th.IntegerType, description="Intercom's bound, unix s"),
+        th.Property("status", th.StringType),
+        th.Property("attempts", th.IntegerType),
+        th.Property("resumed", th.BooleanType),
+        th.Property("created_at", th.DateTimeType),
+        th.Property("completed_at", th.DateTimeType),
+        th.Property("poll_seconds", th.NumberType),
+        th.Property("download_seconds", th.NumberType),
+        th.Property("download_bytes", th.IntegerType),
+        th.Property("container", th.StringType),
+        th.Property(
+            "files",
+            th.ArrayType(
+                th.ObjectType(
+                    th.Property("name", th.StringType),
+                    th.Property("kind", th.StringType),
+                    th.Property("bytes", th.IntegerType),
+                )
+            ),
+        ),
+        th.Property("rows", th.ObjectType(additional_properties=th.IntegerType)),
+    ).to_dict()
+
+    #: The clock that decides "now" (the end of the last window); tests replace it.
+    wall_clock: t.Callable[[], float] = staticmethod(time.time)
+    #: How the runner waits between polls; tests replace it.
+    sleep: t.Callable[[float], None] = staticmethod(time.sleep)
+    #: How the runner measures elapsed time; tests replace it.
+    monotonic: t.Callable[[], float] = staticmethod(time.monotonic)
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """Start with no window in progress."""
+        super().__init__(*args, **kwargs)
+        self.current: WindowExport | None = None
+        self.runner: ExportRunner | None = None
+
+    @property
+    def requests_session(self) -> requests.Session:
+        """The SDK session, set to stream bodies so downloads never sit in memory."""
+        session = super().requests_session
+        session.stream = True
+        return session
+
+    def export_settings(self) -> ExportSettings:
+        """The export knobs from the tap's settings."""
+        cfg = self.config
+        return ExportSettings(
+            window_seconds=int(float(cfg.get("export_window_days", 7)) * 86400),
+            poll_interval=float(cfg.get("export_poll_interval_seconds", 30)),
+            timeout=float(cfg.get("export_timeout_seconds", 43200)),
+            row_limit=int(cfg.get("export_row_limit", 10_000_000)),
+        )
+
+    def plan(self, children: list[MessageStatStream]) -> list[Window]:
+        """Windows from the oldest selected stream's bookmark to `end_date` (or now)."""
+        now = int(self.wall_clock())
+        start_default = config_time(self.config, "start_date") or (
+            now - DEFAULT_LOOKBACK_DAYS * 86400
+        )
+        end = min(config_time(self.config, "end_date") or now, now)
+        start = min(child.bookmark(start_default) for child in children)
+        return plan_windows(start, end, self.export_settings().window_seconds)
+
+    def in_flight(self) -> tuple[Window, str] | None:
+        """The job a previous run created but did not finish, from state."""
+        job = self.stream_state.get(IN_FLIGHT)
+        if not isinstance(job, dict) or not job.get("job_identifier"):
+            return None
+        try:
+            window = Window(unix(job["window_start"]), unix(job["window_end"]))
+        except (KeyError, TypeError, ValueError):
+            self.logger.warning("Ignoring unreadable in-flight export job in state: %s", job)
+            return None
+        return window, str(job["job_identifier"])
+
+    def _remember_job(self, window: Window, job: t.Any) -> None:
+        # Written before polling starts so that a run killed while waiting resumes this job
+        # (Intercom would answer a new create with 429 while it is pending).
+        self.stream_state[IN_FLIGHT] = {
+            "job_identifier": job.job_id,
+            "window_start": iso(window.start),
+            "window_end": iso(window.end),
+        }
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def _commit(self, window: Window) -> None:
+        self.stream_state[IN_FLIGHT] = None
+        self.state_manager.increment_state(
+            {self.replication_key: iso(window.end)}, replication_key=self.replication_key
+        )
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        """Export each planned window and hand its archive to the selected children."""
+        children = [c for c in self.child_streams if isinstance(c, MessageStatStream) and c.selected]
+        if not children:
+            self.logger.info("No message_* stream is selected: no export job is created.")
+            return
+        windows = self.plan(children)
+        if not windows:
+            self.logger.info("Every selected message_* stream is up to date: nothing to export.")
+            return
+        self.logger.info(
+            "Exporting %d window(s) from %s to %s for %s.",
+            len(windows),
+            iso(windows[0].start),
+            iso(windows[-1].end),
+            ", ".join(c.name for c in children),
+        )
+        self.runner = ExportRunner(
+            ExportClient(self),
+            self.export_settings(),
+            logger=self.logger,
+            on_job_created=self._remember_job,
+            clock=self.monotonic,
+            wall=self.wall_clock,
+            sleep=self.sleep,
+        )
+        for result in self.runner.run(windows, self.in_flight()):
+            self.current = result
+            try:
+                # The SDK syncs the children on this record before writing it, so `rows`
+                # (filled by the children) is complete when the record is emitted.
+                yield result.job_record()
+            finally:
+                self.current = None
+            self._commit(result.window)
+            self.logger.info(
+                "Window %s done: job %s, %s.",
+                result.window,
+                result.job.job_id,
+                ", ".join(f"{k} {v} rows" for k, v in result.rows.items()) or "no rows",
+            )
+
+    def generate_child_contexts(self, record: dict, context: Context | None) -> t.Iterable[dict]:
+        """Children read the current window from this stream, so their context stays empty.
+
+        An empty context keeps their state unpartitioned: one bookmark per stream, not one
+        per window.
+        """
+        yield {}
+
+
+class MessageStatStream(IntercomStream):
+    """Rows of one CSV file kind of the export archive, typed by `schemas.FILE_KINDS`."""
+
+    parent_stream_type = MessageExportJobsStream
+    spec: FileKind
+    replication_key = "export_window_start"
+    is_sorted = True
+    check_sorted = False  # see MessageExportJobsStream
+    path = "/export/content/data"
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """Set up the once-per-run log of columns the schema does not know."""
+        super().__init__(*args, **kwargs)
+        self._reported_columns: set[str] = set()
+
+    def bookmark(self, default: int) -> int:
+        """Unix seconds up to which this stream has every row (its state, or `default`)."""
+        state = self.stream_state
+        value = state.get("replication_key_value")
+        if value and state.get("replication_key") == self.replication_key:
+            return max(unix(value), default if self.config.get("start_date") else 0)
+        return default
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        """Emit this kind's rows of the window the parent has on disk, then move the bookmark."""
+        parent = t.cast(MessageExportJobsStream, self._tap.streams[MessageExportJobsStream.name])
+        result = parent.current
+        if result is None:
+            return
+        window = result.window
+        if self.bookmark(0) >= window.end:
+            return
+        kind = self.spec.kind
+        count = 0
+        if result.archive is not None:
+            lineage = {
+                "export_job_id": result.job.job_id,
+                "export_window_start": iso(window.start),
+                "export_window_end": iso(window.end),
+            }
+            counter = DecodeCounter()
+            for member in result.archive.kinds().get(kind, []):
+                with result.archive.open_member(member) as raw:
+                    header, rows = iter_csv(raw, counter)
+                    typer = RowTyper(self.spec, header)
+                    self._report_columns(typer, member.name)
+                    for row in rows:
+                        if row:
+                            count += 1
+                            yield typer.type_row(row, lineage)
+                self._report_quirks(typer, counter, member.name)
+        result.rows[kind] = count
+        self.state_manager.increment_state(
+            {self.replication_key: iso(window.end)}, replication_key=self.replication_key
+        )
+
+    def _report_columns(self, typer: RowTyper, member: str) -> None:
+        new = [c for c in typer.unknown if c not in self._reported_columns]
+        if new:
+            self._reported_columns.update(new)
+            self.logger.warning(
+                "%s has %d column(s) the schema does not declare, kept in %s: %s",
+                member,
+                len(new),
+                "extra_columns",
+                ", ".join(new),
+            )
+
+    def _report_quirks(self, typer: RowTyper, counter: DecodeCounter, member: str) -> None:
+        if typer.ragged_rows:
+            self.logger.warning(
+                "%s: %d row(s) did not have %d fields; kept what was there "
+                "(missing fields null, surplus in extra_columns).",
+                member,
+                typer.ragged_rows,
+                typer.width,
+            )
+        for column, n in typer.bad_values.items():
+            self.logger.warning(
+                "%s: %d value(s) of %s did not fit its type; kept as text in extra_columns.",
+                member,
+                n,
+                column,
+            )
+        if counter.replaced:
+            self.logger.warning(
+                "%s: %d byte(s) were not UTF-8 and were replaced by U+FFFD.", member, counter.replaced
+            )
+            counter.replaced = 0
+
+
+def _stat_stream(spec: FileKind) -> type[MessageStatStream]:
+    camel = "".join(part.title() for part in spec.stream_name.split("_"))
+    return type(
+        f"{camel}Stream",
+        (MessageStatStream,),
+        {
+            "__doc__": f"Rows of the `{spec.kind}` CSV files of Intercom's message data export.",
+            "name": spec.stream_name,
+            "spec": spec,
+            "primary_keys": spec.primary_keys,
+            "schema": spec.json_schema(),
+        },
+    )
+
+
+MESSAGE_STAT_STREAMS: list[type[MessageStatStream]] = [_stat_stream(s) for s in FILE_KINDS.values()]
+
