@@ -175,7 +175,10 @@ def sniff(path: Path) -> str:
     with path.open("rb") as fh:
         head = fh.read(512)
     if not head:
-        return "empty"
+        # A completed job (not `no_data`) always has at least a header: an empty body is a
+        # download that broke before its first byte.
+        msg = "the download is empty (0 bytes)"
+        raise ArchiveError(msg)
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return "zip"
     if head.startswith(b"\x1f\x8b"):

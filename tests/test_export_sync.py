@@ -1,0 +1,253 @@
+"""Message export streams end to end against the fake Intercom API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tap_intercom_export.errors import ExportError
+from tap_intercom_export.export import unix
+from tap_intercom_export.schemas import FILE_KINDS
+from tests.conftest import DAY, TOKEN, export_config, run_tap
+
+START = unix("2023-10-25T00:00:00Z")
+END = unix("2023-11-14T00:00:00Z")
+WINDOWS = [(START, START + 7 * DAY), (START + 7 * DAY, START + 14 * DAY), (START + 14 * DAY, END)]
+KEYS = {spec.stream_name: spec.primary_keys for spec in FILE_KINDS.values()}
+
+
+def creates(fake) -> list[dict]:
+    return [r.body for r in fake.calls("POST", "/export/content/data")]
+
+
+def expected_rows(fake, kind: str, windows=WINDOWS) -> list[dict]:
+    rows = []
+    for after, end in windows:
+        rows += fake.exports.dataset.rows(kind, after, end - 1)
+    return rows
+
+
+def keys_of(stream: str, records: list[dict]) -> list[tuple]:
+    return [tuple(r[k] for k in KEYS[stream]) for r in records]
+
+
+def test_full_sync_emits_every_row_once(make_fake, waits) -> None:
+    fake = make_fake()
+    run = run_tap(export_config(fake))
+
+    assert [(b["created_at_after"], b["created_at_before"]) for b in creates(fake)] == [
+        (a, b - 1) for a, b in WINDOWS
+    ]
+    for spec in FILE_KINDS.values():
+        records = run.records(spec.stream_name)
+        expected = expected_rows(fake, spec.kind)
+        assert len(records) == len(expected) > 0, spec.kind
+        assert len(set(keys_of(spec.stream_name, records))) == len(records), spec.kind
+    receipts = run.records("message_receipts")
+    assert [r["receipt_id"] for r in receipts] == [r["receipt_id"] for r in expected_rows(fake, "receipt")]
+    # Receipts sit exactly on window bounds: the first and last second are both exported once.
+    assert receipts[0]["received_at"] == "2023-10-25T00:00:00+00:00"
+    assert receipts[-1]["received_at"] == "2023-11-13T23:00:00+00:00"
+
+    jobs = run.records("message_export_jobs")
+    assert [j["status"] for j in jobs] == ["completed"] * 3
+    assert jobs[0]["rows"]["receipt"] == 7 * 24
+    assert jobs[0]["container"] == "zip" and jobs[0]["download_bytes"] > 0
+    bookmarks = run.state["bookmarks"]
+    for stream in [*KEYS, "message_export_jobs"]:
+        assert bookmarks[stream]["replication_key_value"] == "2023-11-14T00:00:00+00:00", stream
+    assert bookmarks["message_export_jobs"]["in_flight_job"] is None
+
+
+def test_records_are_typed(make_fake, waits) -> None:
+    fake = make_fake(start=START)  # receipt 0 is the first of the run
+    run = run_tap(export_config(fake, end_date="2023-10-26T00:00:00Z"), select=["message_receipts", "message_opens", "message_answers_combined", "message_overview"])
+    receipt = run.records("message_receipts")[0]
+    assert receipt["received_at"] == "2023-10-25T00:00:00+00:00"  # unix seconds in the CSV
+    assert receipt["first_click"] == "2023-10-25T00:02:00+00:00"  # "YYYY-MM-DD HH:MM:SS UTC"
+    assert receipt["first_reply"] == "2023-10-25T00:05:00+00:00"
+    assert receipt["series_id"] is None  # empty string becomes null
+    assert receipt["name"] == 'Smith, "Jo"\nJr'
+    assert receipt["export_job_id"].startswith("job")
+    assert run.records("message_opens")[0]["opened_at"] == "2023-10-25T00:01:00+00:00"
+    answer = run.records("message_answers_combined")[0]
+    assert answer["extra_columns"] == {
+        "How likely are you to recommend us to family and friends?": "0",
+        "What's the main reason for your score?": 'Great, "really"',
+    }
+    overview = run.records("message_overview")[0]
+    assert isinstance(overview["receipt_total"], int) and isinstance(overview["open_rate"], float)
+
+
+def test_second_run_with_final_state_exports_nothing(make_fake, waits) -> None:
+    fake = make_fake()
+    first = run_tap(export_config(fake))
+    second = run_tap(export_config(fake), state=first.state)
+    assert len(creates(fake)) == 3
+    assert second.streams() == {}
+
+
+def test_next_run_exports_only_the_new_window(make_fake, waits) -> None:
+    fake = make_fake()
+    first = run_tap(export_config(fake, end_date="2023-11-08T00:00:00Z"))
+    second = run_tap(export_config(fake), state=first.state)
+    assert [(b["created_at_after"], b["created_at_before"]) for b in creates(fake)][2:] == [
+        (START + 14 * DAY, END - 1)
+    ]
+    receipts = first.records("message_receipts") + second.records("message_receipts")
+    assert [r["receipt_id"] for r in receipts] == [r["receipt_id"] for r in expected_rows(fake, "receipt")]
+
+
+def test_selecting_only_opens_exports_opens(make_fake, waits) -> None:
+    fake = make_fake()
+    run = run_tap(export_config(fake), select=["message_opens"])
+    assert set(run.streams()) == {"message_opens"}
+    assert len(run.records("message_opens")) == len(expected_rows(fake, "open"))
+    assert len(creates(fake)) == 3
+    assert "message_receipts" not in run.state["bookmarks"] or not run.state["bookmarks"]["message_receipts"].get("replication_key_value")
+
+
+@pytest.mark.parametrize("selected", [[], ["message_export_jobs"]])
+def test_no_message_stream_selected_creates_no_job(make_fake, waits, selected) -> None:
+    fake = make_fake()
+    run = run_tap(export_config(fake), select=selected)
+    assert creates(fake) == []
+    assert run.streams() == {}
+
+
+def test_newly_selected_stream_backfills_without_duplicating_others(make_fake, waits) -> None:
+    fake = make_fake()
+    first = run_tap(export_config(fake), select=["message_opens"])
+    second = run_tap(export_config(fake), state=first.state, select=["message_opens", "message_clicks"])
+    assert second.records("message_opens") == []
+    assert len(second.records("message_clicks")) == len(expected_rows(fake, "click"))
+
+
+@pytest.mark.parametrize("container", ["tar.gz", "csv.gz"])
+def test_other_containers(make_fake, waits, container) -> None:
+    fake = make_fake(container=container)
+    run = run_tap(export_config(fake))
+    assert len(run.records("message_receipts")) == len(expected_rows(fake, "receipt"))
+    if container == "tar.gz":
+        assert len(run.records("message_clicks")) == len(expected_rows(fake, "click"))
+
+
+def test_requests_carry_token_version_and_accept(make_fake, waits) -> None:
+    fake = make_fake()
+    run_tap(export_config(fake, end_date="2023-10-26T00:00:00Z"))
+    assert fake.log
+    for req in fake.log:
+        assert req.headers["authorization"] == f"Bearer {TOKEN}"
+        assert req.headers["intercom-version"] == "2.14"
+    downloads = fake.calls("GET", r"/download/content/data/.*")
+    assert [d.headers["accept"] for d in downloads] == ["application/octet-stream"]
+
+
+def test_wrong_version_is_a_clear_error(make_fake, waits) -> None:
+    fake = make_fake()
+    with pytest.raises(Exception, match="HTTP 400 to POST /export/content/data: intercom_version_invalid"):
+        run_tap(export_config(fake, intercom_version="1.0"))
+
+
+def test_no_data_window_counts_as_done(make_fake, waits) -> None:
+    fake = make_fake(start=START + 8 * DAY)  # nothing in the first window
+    run = run_tap(export_config(fake))
+    jobs = run.records("message_export_jobs")
+    assert [j["status"] for j in jobs] == ["no_data", "completed", "completed"]
+    assert jobs[0]["rows"] == {kind: 0 for kind in FILE_KINDS}
+    assert run.state["bookmarks"]["message_receipts"]["replication_key_value"] == "2023-11-14T00:00:00+00:00"
+
+
+def test_unknown_status_names_job_and_status(make_fake, waits) -> None:
+    fake = make_fake(status_script=["pending", "exploded"])
+    with pytest.raises(ExportError, match=r"job0001 .* has status 'exploded'"):
+        run_tap(export_config(fake))
+
+
+def test_polling_starts_fast_and_settles_on_the_interval(make_fake, waits) -> None:
+    fake = make_fake(status_script=["pending"] * 8 + ["completed"])
+    run_tap(export_config(fake, end_date="2023-10-26T00:00:00Z", export_poll_interval_seconds=5))
+    assert waits[:8] == [1, 2, 4, 5, 5, 5, 5, 5]
+
+
+def test_temp_files_are_removed_even_when_the_sync_fails(make_fake, waits, monkeypatch, tmp_path) -> None:
+    fake = make_fake()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    run_tap(export_config(fake, end_date="2023-11-01T00:00:00Z"))
+    assert list(tmp_path.iterdir()) == []
+
+    from tap_intercom_export import schemas
+
+    calls = {"n": 0}
+    original = schemas.RowTyper.type_row
+
+    def explode(self, row, lineage):
+        calls["n"] += 1
+        if calls["n"] == 50:
+            raise RuntimeError("target went away")
+        return original(self, row, lineage)
+
+    monkeypatch.setattr(schemas.RowTyper, "type_row", explode)
+    with pytest.raises(RuntimeError):
+        run_tap(export_config(fake))
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- interrupted runs ------------------------------------------------------------------------
+
+
+def _start_tap(config: dict, tmp_path: Path, state: dict | None = None) -> subprocess.Popen:
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(config))
+    args = [sys.executable, "-m", "tap_intercom_export", "--config", str(cfg)]
+    if state:
+        st = tmp_path / "state.json"
+        st.write_text(json.dumps(state))
+        args += ["--state", str(st)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def _read_until_in_flight(proc: subprocess.Popen) -> dict:
+    deadline = time.monotonic() + 30
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        msg = json.loads(line)
+        if msg["type"] == "STATE":
+            job = msg["value"]["bookmarks"].get("message_export_jobs", {}).get("in_flight_job")
+            if job:
+                return msg["value"]
+        assert time.monotonic() < deadline, "no in-flight state"
+    raise AssertionError("tap ended without an in-flight state")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_while_polling_resumes_the_same_job(make_fake, waits, tmp_path, sig) -> None:
+    fake = make_fake(status_script=["pending"] * 10_000)
+    config = export_config(fake, export_poll_interval_seconds=0.05)
+    proc = _start_tap(config, tmp_path)
+    state = _read_until_in_flight(proc)
+    os.kill(proc.pid, sig)
+    rest, _ = proc.communicate(timeout=30)
+    if sig == signal.SIGTERM:  # the SDK writes the state once more on its way out
+        assert proc.returncode == 0
+        last = [json.loads(line) for line in rest.splitlines() if '"STATE"' in line]
+        state = last[-1]["value"] if last else state
+    job_id = state["bookmarks"]["message_export_jobs"]["in_flight_job"]["job_identifier"]
+    assert job_id == "job0001"
+
+    fake.exports.status_script = ["pending", "completed"]
+    for job in fake.exports.jobs.values():
+        job.script, job.polls = ["pending", "completed"], 0
+    run = run_tap(config, state=state)
+    assert [b["created_at_after"] for b in creates(fake)] == [WINDOWS[0][0], WINDOWS[1][0], WINDOWS[2][0]]
+    jobs = run.records("message_export_jobs")
+    assert jobs[0]["job_identifier"] == "job0001" and jobs[0]["resumed"] is True
+    assert len(run.records("message_receipts")) == len(expected_rows(fake, "receipt"))
