@@ -1,5 +1,5 @@
 """Run the tap with `python -m tap_intercom_export`."""
 
-from tap_intercom_export.tap import TapIntercomExport
+from tap_intercom_export.cli import main
 
-TapIntercomExport.cli()
+main()

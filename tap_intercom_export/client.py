@@ -6,6 +6,8 @@ import ipaddress
 import logging
 import time
 import typing as t
+from datetime import datetime, timezone
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from singer_sdk.authenticators import BearerTokenAuthenticator
@@ -75,6 +77,35 @@ def resolve_api_url(config: t.Mapping[str, t.Any]) -> str:
         "(http:// only for loopback hosts such as a local test server)."
     )
     raise ConfigError(msg)
+
+
+def _is_number(value: object) -> bool:
+    # The SDK reads JSON numbers from config files as Decimal.
+    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+
+
+def check_config(config: t.Mapping[str, t.Any]) -> None:
+    """Refuse settings that cannot work, with one line that names the setting to fix."""
+    resolve_api_url(config)
+    for key in ("export_window_days", "export_poll_interval_seconds", "export_timeout_seconds",
+                "export_row_limit", "max_concurrent_requests"):  # fmt: skip
+        value = config.get(key)
+        if value is not None and not (_is_number(value) and float(value) > 0):
+            msg = f"Setting {key}={value!r} must be a number greater than zero."
+            raise ConfigError(msg)
+    bounds = {}
+    for key in ("start_date", "end_date"):
+        value = config.get(key)
+        if value:
+            try:
+                parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            except ValueError:
+                msg = f"Setting {key}={value!r} is not a date-time: use RFC 3339, e.g. 2024-01-31T00:00:00Z."
+                raise ConfigError(msg) from None
+            bounds[key] = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    if len(bounds) == 2 and bounds["start_date"] >= bounds["end_date"]:
+        msg = "Setting start_date must be before end_date."
+        raise ConfigError(msg)
 
 
 def intercom_error_detail(response: requests.Response) -> tuple[str, str | None]:

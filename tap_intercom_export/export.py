@@ -219,6 +219,7 @@ class ExportSettings:
     row_limit: int = 10_000_000
     download_attempts: int = 3
     create_attempts: int = 2
+    max_jobs_per_window: int = 5
     min_window_seconds: int = MIN_WINDOW_SECONDS
 
 
@@ -372,6 +373,13 @@ class ExportRunner:
                 if failures >= self.settings.create_attempts:
                     msg = f"its job failed or was canceled {failures} times (last: {job.job_id})"
                     raise _Split(msg) from why
+                if attempts >= self.settings.max_jobs_per_window:
+                    msg = (
+                        f"Export window {window} needed {attempts} jobs and still has no "
+                        f"readable download (last job {job.job_id} {why.args[-1]}): "
+                        "check the workspace's exports in Intercom, then run the tap again."
+                    )
+                    raise ExportError(msg) from why
                 self.logger.warning(
                     "Export job %s for window %s %s: creating it again.",
                     job.job_id,

@@ -33,11 +33,11 @@ class TapRun:
         """Records of one stream, in order."""
         return [m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream]
 
-    def streams(self) -> dict[str, int]:
-        """Record count per stream."""
+    def streams(self, prefix: str = "") -> dict[str, int]:
+        """Record count per stream (only streams whose name starts with `prefix`)."""
         out: dict[str, int] = {}
         for m in self.messages:
-            if m["type"] == "RECORD":
+            if m["type"] == "RECORD" and m["stream"].startswith(prefix):
                 out[m["stream"]] = out.get(m["stream"], 0) + 1
         return out
 
@@ -111,18 +111,37 @@ def export_config(fake: FakeIntercom, **overrides: t.Any) -> dict:
     return cfg
 
 
+class VirtualClock:
+    """Time that only moves when the tap sleeps: hours of polling pass in microseconds."""
+
+    def __init__(self) -> None:
+        """Start at zero seconds slept."""
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        """Record the wait and move time forward by it."""
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 @pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Make every tap-side sleep instant, recording how long it would have waited."""
-    recorded: list[float] = []
+def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    """Make every tap-side sleep instant and make the export runner's clocks follow them."""
+    virtual = VirtualClock()
+    monkeypatch.setattr(time, "sleep", virtual.sleep)
+    monkeypatch.setattr(MessageExportJobsStream, "sleep", staticmethod(virtual.sleep))
+    monkeypatch.setattr(MessageExportJobsStream, "monotonic", staticmethod(lambda: virtual.now))
+    monkeypatch.setattr(
+        MessageExportJobsStream, "wall_clock", staticmethod(lambda: float(NOW + 3600) + virtual.now)
+    )
+    return virtual
 
-    def fake_sleep(seconds: float) -> None:
-        recorded.append(seconds)
 
-    monkeypatch.setattr(time, "sleep", fake_sleep)
-    monkeypatch.setattr(MessageExportJobsStream, "sleep", staticmethod(fake_sleep))
-    monkeypatch.setattr(MessageExportJobsStream, "wall_clock", staticmethod(lambda: float(NOW + 3600)))
-    return recorded
+@pytest.fixture
+def waits(clock: VirtualClock) -> list[float]:
+    """The waits the tap would have slept, in order (sleeping itself is instant)."""
+    return clock.sleeps
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from tap_intercom_export.fake_intercom.server import (
     FakeIntercom,
     Request,
     Response,
+    _real_sleep,
     _real_time,
     error_body,
 )
@@ -206,6 +207,10 @@ class ExportAPI:
     download_host: str | None = None
     expire_after: int = 2 * 86400
     jobs: dict[str, FakeJob] = field(default_factory=dict)
+    #: Status scripts for the next jobs created, one list per job (then `status_script`).
+    next_scripts: list[list[str]] = field(default_factory=list)
+    #: Seconds to stall before sending a download (to interrupt a tap mid-download).
+    download_delay: float = 0.0
     member_transform: t.Callable[[str, bytes], bytes] | None = None
     archive_override: t.Callable[[FakeJob, Path], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -236,7 +241,8 @@ class ExportAPI:
             if self.active():
                 return Response(429, error_body("rate_limit_exceeded",
                                                 "Exceeded rate limit of 1 pending message data export jobs"))  # fmt: skip
-            job = FakeJob(f"job{next(self._ids):04d}", after, before, list(self.status_script))
+            script = self.next_scripts.pop(0) if self.next_scripts else self.status_script
+            job = FakeJob(f"job{next(self._ids):04d}", after, before, list(script))
             self.jobs[job.job_id] = job
         return Response(200, job.body(self.fake.url, self.download_host))
 
@@ -254,7 +260,7 @@ class ExportAPI:
                         job.status = "no_data"
                     else:
                         self._build(job)
-        if job.status == "failed":
+        if job.status == "failed_504":  # how Intercom reports a job that ran over 12 hours
             return Response(504, error_body("job_failed", "The export job failed"))
         return Response(200, job.body(self.fake.url, self.download_host))
 
@@ -277,6 +283,8 @@ class ExportAPI:
             return Response(404, error_body("not_found", "Export expired"))
         if req.headers.get("accept") != "application/octet-stream":
             return Response(406, error_body("not_acceptable", "Accept: application/octet-stream required"))
+        if self.download_delay:
+            _real_sleep(self.download_delay)
         return Response(200, file=str(job.archive))
 
     def _build(self, job: FakeJob) -> None:

@@ -60,6 +60,7 @@ class Fault:
     times: int = 1
     truncate: int | None = None
     delay: float = 0.0
+    drop: bool = False
 
 
 def error_body(code: str, message: str, request_id: str = "req-fake") -> dict:
@@ -204,6 +205,8 @@ class FakeIntercom:
             msg = f"Requested version {req.headers.get('intercom-version')!r} is not {self.version}"
             return Response(400, error_body("intercom_version_invalid", msg), rate_headers)
         fault = self._take_fault(req)
+        if fault and fault.drop:
+            return Response(0)
         if fault and fault.truncate is None:
             if fault.delay:
                 _real_sleep(fault.delay)
@@ -229,6 +232,9 @@ class FakeIntercom:
 class _Handler(BaseHTTPRequestHandler):
     api: FakeIntercom
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle's algorithm the body waits for the
+    # client's delayed ACK, adding ~40 ms to every keep-alive request.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002
         """Stay quiet: tests read `FakeIntercom.log` instead."""
@@ -249,6 +255,9 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
         )
         resp = self.api.handle(req)
+        if resp.status == 0:  # an injected dropped connection: no answer at all
+            self.close_connection = True
+            return
         truncate = resp.headers.pop("X-Fake-Truncate", None)
         if resp.file:
             self._send_file(resp, int(truncate) if truncate else None)
