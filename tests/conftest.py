@@ -76,7 +76,7 @@ def run_tap(
         tap = TapIntercomExport(config=config, state=state, catalog=catalog, setup_mapper=True)
         try:
             tap.sync_all()
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:  # a simulated kill is a BaseException, like SystemExit
             if raise_errors:
                 raise
             error = exc
@@ -85,6 +85,13 @@ def run_tap(
         sys.stdout = old
     lines = buffer.getvalue().decode().splitlines()
     return TapRun([json.loads(line) for line in lines if line.strip()], error)
+
+
+def export_streams() -> list[str]:
+    """Names of the export streams: the job ledger and one per CSV file kind."""
+    from tap_intercom_export.schemas import FILE_KINDS
+
+    return ["message_export_jobs", *(spec.stream_name for spec in FILE_KINDS.values())]
 
 
 def selection_catalog(config: dict, selected: set[str]) -> dict:
