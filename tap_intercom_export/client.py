@@ -93,6 +93,10 @@ def check_config(config: t.Mapping[str, t.Any]) -> None:
         if value is not None and not (_is_number(value) and float(value) > 0):
             msg = f"Setting {key}={value!r} must be a number greater than zero."
             raise ConfigError(msg)
+    lookback = config.get("export_lookback_days")
+    if lookback is not None and not (_is_number(lookback) and float(lookback) >= 0):
+        msg = f"Setting export_lookback_days={lookback!r} must be a number of days, 0 or more."
+        raise ConfigError(msg)
     bounds = {}
     for key in ("start_date", "end_date"):
         value = config.get(key)

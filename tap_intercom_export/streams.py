@@ -35,7 +35,7 @@ from tap_intercom_export.schemas import FILE_KINDS, FileKind, RowTyper
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-DEFAULT_LOOKBACK_DAYS = 30
+DEFAULT_START_DAYS = 30
 IN_FLIGHT = "in_flight_job"
 
 
@@ -51,17 +51,41 @@ def config_time(config: t.Mapping[str, t.Any], key: str) -> int | None:
         raise ConfigError(msg) from exc
 
 
-class MessageExportJobsStream(IntercomStream):
+class _ExportStream(IntercomStream):
+    """What the job ledger and the CSV streams share: window bookmarks."""
+
+    is_sorted = True
+    # Bookmarks move back to a window's start while it is being emitted and forward to its end
+    # once done; sort checks would refuse the first move.
+    check_sorted = False
+    #: Unix seconds this run has every row up to (the saved bookmark, then each window's end).
+    high_water: int = 0
+
+    def saved_bookmark(self) -> int | None:
+        """Unix seconds up to which a previous run emitted every row, from state."""
+        state = self.stream_state
+        value = state.get("replication_key_value")
+        if value and state.get("replication_key") == self.replication_key:
+            return unix(value)
+        return None
+
+
+def advance_bookmark(stream: _ExportStream, window_end: int) -> None:
+    """Record that `stream` has every row up to `window_end` (a re-exported window never
+    moves the bookmark back)."""
+    stream.high_water = max(stream.high_water, window_end)
+    stream.state_manager.increment_state(
+        {stream.replication_key: iso(stream.high_water)}, replication_key=stream.replication_key
+    )
+
+
+class MessageExportJobsStream(_ExportStream):
     """One record per export job: window, status, files, rows and timings (the audit trail)."""
 
     name = "message_export_jobs"
     path = "/export/content/data"
     primary_keys = ("job_identifier", "window_start")
     replication_key = "window_start"
-    is_sorted = True
-    # Bookmarks move back to a window's start while it is being emitted and forward to its end
-    # once done; sort checks would refuse the first move.
-    check_sorted = False
 
     schema = th.PropertiesList(
         th.Property("job_identifier", th.StringType, required=True),
@@ -122,13 +146,21 @@ class MessageExportJobsStream(IntercomStream):
         )
 
     def plan(self, children: list[MessageStatStream]) -> list[Window]:
-        """Windows from the oldest selected stream's bookmark to `end_date` (or now)."""
+        """Windows from the oldest selected stream's bookmark (less the lookback) to now."""
         now = int(self.wall_clock())
-        start_default = config_time(self.config, "start_date") or (
-            now - DEFAULT_LOOKBACK_DAYS * 86400
-        )
+        start_date = config_time(self.config, "start_date")
+        default = start_date or now - DEFAULT_START_DAYS * 86400
+        lookback = int(float(self.config.get("export_lookback_days") or 0) * 86400)
         end = min(config_time(self.config, "end_date") or now, now)
-        start = min(child.bookmark(start_default) for child in children)
+        for child in children:
+            saved = child.saved_bookmark()
+            child.high_water = saved or default
+            # Engagement (opens, clicks, ...) of a message keeps arriving after it was sent,
+            # and a window's export only holds what existed then: re-exporting the last
+            # `export_lookback_days` picks up what came later (loaders dedupe on the keys).
+            child.export_from = default if saved is None else max(saved - lookback, start_date or 0)
+        self.high_water = max(self.saved_bookmark() or 0, min(c.high_water for c in children))
+        start = min(child.export_from for child in children)
         return plan_windows(start, end, self.export_settings().window_seconds)
 
     def in_flight(self) -> tuple[Window, str] | None:
@@ -156,9 +188,7 @@ class MessageExportJobsStream(IntercomStream):
 
     def _commit(self, window: Window) -> None:
         self.stream_state[IN_FLIGHT] = None
-        self.state_manager.increment_state(
-            {self.replication_key: iso(window.end)}, replication_key=self.replication_key
-        )
+        advance_bookmark(self, window.end)
         self.state_manager.is_flushed = False
         self._write_state_message()
 
@@ -241,14 +271,14 @@ class MessageExportJobsStream(IntercomStream):
         yield {}
 
 
-class MessageStatStream(IntercomStream):
+class MessageStatStream(_ExportStream):
     """Rows of one CSV file kind of the export archive, typed by `schemas.FILE_KINDS`."""
 
     parent_stream_type = MessageExportJobsStream
     spec: FileKind
     replication_key = "export_window_start"
-    is_sorted = True
-    check_sorted = False  # see MessageExportJobsStream
+    #: Unix seconds from which this run emits rows (set by the parent's plan).
+    export_from: int = 0
     path = "/export/content/data"
     # RowTyper already emits JSON-ready values (str, int, float, None) for exactly the schema's
     # properties, so the SDK's per-record schema walk only re-checks them: it was half of the
@@ -262,13 +292,6 @@ class MessageStatStream(IntercomStream):
         super().__init__(*args, **kwargs)
         self._reported_columns: set[str] = set()
 
-    def bookmark(self, default: int) -> int:
-        """Unix seconds up to which this stream has every row (its state, or `default`)."""
-        state = self.stream_state
-        value = state.get("replication_key_value")
-        if value and state.get("replication_key") == self.replication_key:
-            return max(unix(value), default if self.config.get("start_date") else 0)
-        return default
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         """Emit this kind's rows of the window the parent has on disk, then move the bookmark."""
@@ -277,7 +300,7 @@ class MessageStatStream(IntercomStream):
         if result is None:
             return
         window = result.window
-        if self.bookmark(0) >= window.end:
+        if window.end <= self.export_from:
             return
         kind = self.spec.kind
         count = 0
@@ -299,9 +322,7 @@ class MessageStatStream(IntercomStream):
                             yield typer.type_row(row, lineage)
                 self._report_quirks(typer, counter, member.name)
         result.rows[kind] = count
-        self.state_manager.increment_state(
-            {self.replication_key: iso(window.end)}, replication_key=self.replication_key
-        )
+        advance_bookmark(self, window.end)
 
     def _report_columns(self, typer: RowTyper, member: str) -> None:
         new = [c for c in typer.unknown if c not in self._reported_columns]

@@ -94,6 +94,15 @@ class TapIntercomExport(Tap):
             description="Intercom's cap on the rows of one job: a window whose receipts reach "
             "it was truncated and is exported again as two halves.",
         ),
+        th.Property(
+            "export_lookback_days",
+            th.NumberType,
+            default=0,
+            title="Export lookback (days)",
+            description="Re-export this many days before each bookmark on every run, to pick up "
+            "opens, clicks, replies ... that happened after a window was first exported "
+            "(Intercom only exports engagement that exists at export time). 0 = off.",
+        ),
     ).to_dict()
 
     def discover_streams(self) -> list[IntercomStream]:

@@ -251,3 +251,24 @@ def test_killed_while_polling_resumes_the_same_job(make_fake, waits, tmp_path, s
     jobs = run.records("message_export_jobs")
     assert jobs[0]["job_identifier"] == "job0001" and jobs[0]["resumed"] is True
     assert len(run.records("message_receipts")) == len(expected_rows(fake, "receipt"))
+
+
+def test_lookback_re_exports_recent_windows_for_late_engagement(make_fake, waits) -> None:
+    fake = make_fake()
+    first = run_tap(export_config(fake, end_date="2023-11-08T00:00:00Z"), select=["message_opens", "message_receipts"])
+    second = run_tap(
+        export_config(fake, export_lookback_days=3), state=first.state, select=["message_opens", "message_receipts"]
+    )
+    # The second run starts three days before the bookmark (2023-11-08) and runs to the end.
+    assert [(b["created_at_after"], b["created_at_before"]) for b in creates(fake)][2:] == [
+        (START + 11 * DAY, START + 18 * DAY - 1),
+        (START + 18 * DAY, END - 1),
+    ]
+    receipts = second.records("message_receipts")
+    assert receipts[0]["received_at"] == "2023-11-05T00:00:00+00:00"
+    assert len(receipts) == 9 * 24
+    for stream in ("message_opens", "message_receipts"):
+        assert second.state["bookmarks"][stream]["replication_key_value"] == "2023-11-14T00:00:00+00:00"
+    # A lookback window never moves a bookmark back, even in the STATEs written mid-run.
+    values = [s["bookmarks"]["message_receipts"].get("replication_key_value") for s in second.states]
+    assert "2023-11-08T00:00:00+00:00" in values and min(v for v in values if v) >= "2023-11-05"
