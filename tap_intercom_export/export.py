@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import requests
 
 from tap_intercom_export.archive import Archive, Member
+from tap_intercom_export.schemas import FILE_KINDS
 from tap_intercom_export.errors import (
     ArchiveError,
     ExportError,
@@ -579,6 +580,14 @@ class ExportRunner:
                 ", ".join(f"{m.name} ({m.newlines} lines)" for m in archive.members) or "no files",
                 result.download_seconds,
             )
+            unknown = sorted({m.name for m in archive.members if m.kind not in FILE_KINDS})
+            if unknown:
+                self.logger.warning(
+                    "Export job %s has file(s) of a kind this tap does not know, not emitted: %s. "
+                    "Upgrade the tap or report it so they get a stream.",
+                    job.job_id,
+                    ", ".join(unknown),
+                )
             self._check_row_limit(result)
             return
 

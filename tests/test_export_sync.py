@@ -272,3 +272,16 @@ def test_lookback_re_exports_recent_windows_for_late_engagement(make_fake, waits
     # A lookback window never moves a bookmark back, even in the STATEs written mid-run.
     values = [s["bookmarks"]["message_receipts"].get("replication_key_value") for s in second.states]
     assert "2023-11-08T00:00:00+00:00" in values and min(v for v in values if v) >= "2023-11-05"
+
+
+def test_unknown_file_kind_is_logged_not_fatal(make_fake, waits, caplog) -> None:
+    from tap_intercom_export.fake_intercom.exports import write_archive
+
+    def with_new_kind(job, path) -> None:
+        write_archive(path, [("open_20231025-000000.csv", b"receipt_id,opened_at\nr1,1698192000\n"),
+                             ("hologram_view_20231025-000000.csv", b"receipt_id,viewed_at\nr1,1\n")], "zip")  # fmt: skip
+
+    fake = make_fake(archive_override=with_new_kind)
+    run = run_tap(export_config(fake, end_date="2023-10-26T00:00:00Z"), select=["message_opens"])
+    assert [r["receipt_id"] for r in run.records("message_opens")] == ["r1"]
+    assert "a kind this tap does not know, not emitted: hologram_view_20231025-000000.csv" in caplog.text
