@@ -67,12 +67,7 @@ def _kind_from_header(header: list[str]) -> str:
     cols = set(header)
     if {"receipt_id", "received_at", "content_id"} <= cols:
         return "receipt"
-    best, score = "receipt", 0
-    for kind, spec in FILE_KINDS.items():
-        common = len(cols & set(spec.columns))
-        if common > score and common == len(cols & set(spec.columns)):
-            best, score = kind, common
-    return best
+    return max(FILE_KINDS, key=lambda kind: len(cols & set(FILE_KINDS[kind].columns)))
 
 
 @dataclass

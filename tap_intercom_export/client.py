@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 import time
 import typing as t
 from datetime import datetime, timezone
@@ -270,8 +269,3 @@ class IntercomStream(RESTStream):
             headers={**self.http_headers, **(headers or {})},
             json=json,
         )
-
-
-def quiet_urllib3() -> None:
-    """Keep connection-pool chatter out of the operator's log."""
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
