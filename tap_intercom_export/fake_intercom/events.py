@@ -1,0 +1,385 @@
+"""The fake's contacts and data events: a deterministic workspace, Intercom's 90-day listing cut.
+
+Contacts are listed with cursor pagination (`GET /contacts`), each contact's events with
+`GET /events?type=user&intercom_user_id=...` newest first, `per_page` honoured and
+`pages.next` absolute; `summary=true` counts every event, older than 90 days included.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import typing as t
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import unquote, urlencode
+
+from tap_intercom_export.fake_intercom.server import (
+    FakeIntercom,
+    Request,
+    Response,
+    _real_sleep,
+    _real_time,
+    error_body,
+)
+
+DAY = 86400
+#: Intercom lists only events less than 90 days old.
+LISTABLE_SECONDS = 90 * DAY
+EVENTS_DEFAULT_PER_PAGE = 15
+CONTACTS_DEFAULT_PER_PAGE = 50
+CONTACTS_MAX_PER_PAGE = 150
+
+#: `build()` keyword arguments that configure the events routes.
+OPTIONS = frozenset({"contacts", "events_now", "events_per_contact", "events_days", "events_delay"})
+
+EVENT_NAMES = ["signed-up", "ordered-item", "invited-friend", "viewed-pricing"]
+
+
+@dataclass
+class FakeContact:
+    """A user or lead of the workspace."""
+
+    id: str
+    role: str
+    external_id: str | None
+    email: str | None
+    created_at: int
+
+    def body(self) -> dict:
+        """The contact object as `GET /contacts` returns it."""
+        return {
+            "type": "contact",
+            "id": self.id,
+            "workspace_id": "fakews",
+            "external_id": self.external_id,
+            "role": self.role,
+            "email": self.email,
+            "created_at": self.created_at,
+            "updated_at": self.created_at,
+        }
+
+
+@dataclass
+class FakeEvent:
+    """One data event of a contact."""
+
+    name: str
+    created_at: int
+    metadata: dict | None = None
+
+
+def _metadata(name: str, created_at: int, n: int) -> dict | None:
+    """Metadata of every type Intercom stores: text, numbers, dates, links, rich links, money."""
+    if name == "signed-up":
+        return {
+            "plan": ["free", "pro", "team"][n % 3],
+            "seats": n % 5 + 1,
+            "trial_end_date": created_at + 14 * DAY,
+        }
+    if name == "ordered-item":
+        return {
+            "order_number": f"ord-{n:05d}",
+            "invoice": f"https://shop.example.com/invoices/{n}",
+            "price": {"amount": 3499 + n, "currency": "eur"},
+            "ratio": 0.25 + n % 4,
+        }
+    if name == "invited-friend":
+        return {
+            "invitee_email": f"friend{n}+invite@example.org",
+            "article": {"url": f"https://help.example.com/a/{n}", "value": "Inviting your team"},
+        }
+    return None
+
+
+def generate(
+    now: int, contacts: int, per_contact: int, days: int
+) -> tuple[list[FakeContact], dict[str, list[FakeEvent]]]:
+    """A deterministic workspace: every third contact a lead, events over `days` before `now`."""
+    people: list[FakeContact] = []
+    events: dict[str, list[FakeEvent]] = {}
+    span = days * DAY
+    for i in range(contacts):
+        cid = f"6{i:023x}"
+        lead = i % 3 == 2
+        email = (
+            None
+            if i % 7 == 6
+            else (f"person{i}+tag@example.com" if i % 2 else f"person{i}@example.com")
+        )
+        contact = FakeContact(
+            cid, "lead" if lead else "user", None if lead else f"user-{i}", email, now - span - i
+        )
+        people.append(contact)
+        count = (i * 5) % (per_contact + 1)
+        seen: set[tuple[str, int]] = set()
+        mine = []
+        for j in range(count):
+            name = EVENT_NAMES[(i + j) % len(EVENT_NAMES)]
+            # Knuth's multiplicative hash spreads events evenly over the span, deterministically.
+            created = now - 1 - ((i * 1_000_003 + j * 7_919) * 2_654_435_761 % 2**32) % span
+            if (name, created) in seen:
+                continue
+            seen.add((name, created))
+            mine.append(FakeEvent(name, created, _metadata(name, created, i * 100 + j)))
+        events[cid] = mine
+    return people, events
+
+
+def _token(i: int) -> str:
+    return base64.urlsafe_b64encode(f"cursor:{i}".encode()).decode()
+
+
+def _untoken(token: str) -> int | None:
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    prefix, _, rest = text.partition(":")
+    return int(rest) if prefix == "cursor" and rest.isdigit() else None
+
+
+def _iso_ms(ts: int) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@dataclass
+class EventsAPI:
+    """Contacts and events endpoints of the fake, with knobs tests turn."""
+
+    fake: FakeIntercom
+    contacts: list[FakeContact]
+    events: dict[str, list[FakeEvent]]
+    #: The fake's "now" (unix seconds) for the 90-day cut; None means the real clock.
+    now: int | None = None
+    #: Seconds each events/contacts answer takes inside the route (counted as in flight).
+    delay: float = 0.0
+    #: Contacts still listed but gone when fetched (deleted between listing and fetching).
+    deleted: set[str] = field(default_factory=set)
+    #: Status to answer for a contact's events (e.g. 403, 500), per contact id.
+    failing: dict[str, int] = field(default_factory=dict)
+    #: Contacts whose `pages.next` always points back at their first page.
+    looping: set[str] = field(default_factory=set)
+    #: Answer the last page of contacts with a `next` cursor that was already sent.
+    looping_contacts: bool = False
+    in_flight: int = 0
+    max_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def current_time(self) -> int:
+        """The fake's now."""
+        return int(_real_time()) if self.now is None else self.now
+
+    def add_contact(
+        self,
+        contact_id: str,
+        *,
+        role: str = "user",
+        external_id: str | None = None,
+        email: str | None = None,
+    ) -> FakeContact:
+        """Append a contact to the workspace."""
+        contact = FakeContact(contact_id, role, external_id, email, self.current_time())
+        with self.lock:
+            self.contacts.append(contact)
+            self.events.setdefault(contact_id, [])
+        return contact
+
+    def add_event(
+        self, contact_id: str, name: str, created_at: int, metadata: dict | None = None
+    ) -> None:
+        """Record an event for a contact (as if submitted to Intercom)."""
+        with self.lock:
+            self.events.setdefault(contact_id, []).append(FakeEvent(name, created_at, metadata))
+
+    def contact(self, contact_id: str) -> FakeContact | None:
+        """A contact that still exists."""
+        if contact_id in self.deleted:
+            return None
+        return next((c for c in self.contacts if c.id == contact_id), None)
+
+    def listable(self, contact_id: str) -> list[FakeEvent]:
+        """A contact's events the list endpoint returns, newest first (less than 90 days old)."""
+        now = self.current_time()
+        with self.lock:
+            mine = list(self.events.get(contact_id, []))
+        shown = [e for e in mine if now - LISTABLE_SECONDS < e.created_at <= now]
+        return sorted(shown, key=lambda e: (-e.created_at, e.name))
+
+    def event_body(self, contact: FakeContact, event: FakeEvent) -> dict:
+        """An event object as Intercom lists it."""
+        body = {
+            "type": "event",
+            "event_name": event.name,
+            "created_at": event.created_at,
+            "user_id": contact.external_id,
+            "intercom_user_id": contact.id,
+            "email": contact.email,
+        }
+        if event.metadata is not None:
+            body["metadata"] = event.metadata
+        return body
+
+    # -- routes -----------------------------------------------------------------------------
+
+    def _enter(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        if self.delay:
+            _real_sleep(self.delay)
+
+    def _leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+    def list_contacts(self, req: Request, _m: t.Any) -> Response:
+        """GET /contacts: cursor pagination, `starting_after` from `pages.next`."""
+        self._enter()
+        try:
+            per_page = int(req.arg("per_page") or CONTACTS_DEFAULT_PER_PAGE)
+            if not 1 <= per_page <= CONTACTS_MAX_PER_PAGE:
+                return Response(
+                    400, error_body("parameter_invalid", "per_page must be between 1 and 150")
+                )
+            start = 0
+            if req.arg("starting_after"):
+                start = _untoken(req.arg("starting_after") or "")
+                if start is None:
+                    return Response(
+                        400, error_body("parameter_invalid", "starting_after is invalid")
+                    )
+            with self.lock:
+                everyone = list(self.contacts)
+            page = everyone[start : start + per_page]
+            total_pages = max(-(-len(everyone) // per_page), 1)
+            pages: dict[str, t.Any] = {
+                "type": "pages",
+                "page": start // per_page + 1,
+                "per_page": per_page,
+                "total_pages": total_pages,
+            }
+            if start + per_page < len(everyone):
+                pages["next"] = {
+                    "page": start // per_page + 2,
+                    "starting_after": _token(start + per_page),
+                }
+            elif self.looping_contacts and start:
+                pages["next"] = {"page": start // per_page + 1, "starting_after": _token(start)}
+            body = {
+                "type": "list",
+                "data": [c.body() for c in page],
+                "total_count": len(everyone),
+                "pages": pages,
+            }
+            return Response(200, body)
+        finally:
+            self._leave()
+
+    def get_contact(self, _req: Request, match: t.Any) -> Response:
+        """GET /contacts/{id}."""
+        contact = self.contact(unquote(match.group(1)))
+        if contact is None:
+            return Response(404, error_body("not_found", "User Not Found"))
+        return Response(200, contact.body())
+
+    def list_events(self, req: Request, _m: t.Any) -> Response:
+        """GET /events: a contact's events newest first, or its summary with `summary=true`."""
+        self._enter()
+        try:
+            if req.arg("type") != "user":
+                return Response(400, error_body("parameter_invalid", "type must be user"))
+            contact = self._identify(req)
+            if contact is None:
+                return Response(404, error_body("not_found", "User Not Found"))
+            if contact.id in self.failing:
+                status = self.failing[contact.id]
+                return Response(
+                    status, error_body("server_error" if status >= 500 else "forbidden", "Refused")
+                )
+            if req.arg("summary") == "true":
+                return Response(200, self._summary(contact))
+            per_page = int(req.arg("per_page") or EVENTS_DEFAULT_PER_PAGE)
+            offset = _untoken(req.arg("before") or "") or 0
+            shown = self.listable(contact.id)
+            page = shown[offset : offset + per_page]
+            pages: dict[str, t.Any] = {
+                "since": f"{self.fake.url}/events?type=user&intercom_user_id={contact.id}"
+            }
+            if contact.id in self.looping and offset == 0:
+                pages["next"] = self._next(req, 0)
+            elif offset + per_page < len(shown):
+                pages["next"] = self._next(req, offset + per_page)
+            body = {
+                "type": "event.list",
+                "events": [self.event_body(contact, e) for e in page],
+                "pages": pages,
+            }
+            return Response(200, body)
+        finally:
+            self._leave()
+
+    def _identify(self, req: Request) -> FakeContact | None:
+        with self.lock:
+            everyone = list(self.contacts)
+        for key, attr in (
+            ("intercom_user_id", "id"),
+            ("user_id", "external_id"),
+            ("email", "email"),
+        ):
+            value = req.arg(key)
+            if value is not None:
+                found = next((c for c in everyone if getattr(c, attr) == value), None)
+                return None if found is None or found.id in self.deleted else found
+        return None
+
+    def _next(self, req: Request, offset: int) -> str:
+        query = {k: v[0] for k, v in req.query.items() if k != "before"}
+        if offset:
+            query["before"] = _token(offset)
+        return f"{self.fake.url}/events?{urlencode(query)}"
+
+    def _summary(self, contact: FakeContact) -> dict:
+        with self.lock:
+            mine = [
+                e for e in self.events.get(contact.id, []) if e.created_at <= self.current_time()
+            ]
+        by_name: dict[str, list[int]] = {}
+        for event in mine:
+            by_name.setdefault(event.name, []).append(event.created_at)
+        return {
+            "type": "event.summary",
+            "email": contact.email,
+            "intercom_user_id": contact.id,
+            "user_id": contact.external_id,
+            "events": [
+                {
+                    "name": name,
+                    "first": _iso_ms(min(times)),
+                    "last": _iso_ms(max(times)),
+                    "count": len(times),
+                    "description": None,
+                }
+                for name, times in sorted(by_name.items())
+            ],
+        }
+
+
+def install(
+    fake: FakeIntercom,
+    *,
+    contacts: int = 50,
+    events_now: int | None = None,
+    events_per_contact: int = 12,
+    events_days: int = 120,
+    events_delay: float = 0.0,
+) -> EventsAPI:
+    """Add the contacts and events routes to a fake; return the knobs."""
+    anchor = int(_real_time()) if events_now is None else events_now
+    people, events = generate(anchor, contacts, events_per_contact, events_days)
+    api = EventsAPI(fake, people, events, now=events_now, delay=events_delay)
+    fake.route("GET", r"/contacts", api.list_contacts)
+    fake.route("GET", r"/contacts/([^/]+)", api.get_contact)
+    fake.route("GET", r"/events", api.list_events)
+    fake.events = api
+    return api
