@@ -1,0 +1,673 @@
+"""Contact data events and event summaries: every contact's events, read several at a time.
+
+Intercom lists data events only per contact, newest first, and only those less than 90 days old
+(https://developers.intercom.com/docs/references/rest-api/api.intercom.io/data-events/lisdataevents),
+so a sync makes at least one request per contact. Contacts are listed in the main thread; their
+events are fetched by a pool of workers, and records are emitted from the main thread in the
+order contacts were listed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import threading
+import time
+import typing as t
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+import requests
+from singer_sdk import typing as th
+
+from tap_intercom_export.client import IntercomStream
+from tap_intercom_export.errors import (
+    ConfigError,
+    IntercomAPIError,
+    IntercomNotFoundError,
+    IntercomRetriableError,
+)
+from tap_intercom_export.export import iso, unix
+from tap_intercom_export.ratelimit import RateLimiter
+from tap_intercom_export.streams import DEFAULT_START_DAYS, config_time
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+DAY = 86400
+#: Intercom lists only events less than 90 days old; summaries still count older ones.
+LISTABLE_DAYS = 90
+DEFAULT_CONCURRENCY = 8
+DEFAULT_EVENTS_PER_PAGE = 50
+DEFAULT_SETTLE_SECONDS = 300
+#: Intercom's largest page of contacts.
+CONTACTS_PER_PAGE = 150
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A user or lead as listed by `GET /contacts`."""
+
+    id: str
+    role: str | None
+    user_id: str | None
+    email: str | None
+
+
+@dataclass
+class ContactResult:
+    """What the workers read for one contact."""
+
+    contact: Contact
+    records: list[dict] = field(default_factory=list)
+    #: The contact was deleted between being listed and being read.
+    gone: bool = False
+    #: Something the operator should know about this contact (logged as a warning).
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class EventRange:
+    """Events created in (after, until], unix seconds."""
+
+    after: int
+    until: int
+
+
+def event_key(contact_id: str, event_name: str, created_at: int) -> str:
+    """The synthetic primary key of an event: Intercom deduplicates on contact, name and time."""
+    text = json.dumps([contact_id, event_name, created_at], ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def rfc3339(value: t.Any) -> str | None:
+    """RFC 3339 text of an ISO date-time or unix seconds; None when unreadable."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return iso(int(value))
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc).isoformat()
+    return None
+
+
+def _page_id(path_and_query: str) -> tuple:
+    """A page link's identity, whatever the order of its query parameters."""
+    parts = urlsplit(path_and_query)
+    return parts.path, tuple(sorted(parse_qsl(parts.query, keep_blank_values=True)))
+
+
+def positive_int(config: t.Mapping[str, t.Any], key: str, default: int) -> int:
+    """An integer setting that must be at least 1, with an error that names it."""
+    value = config.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        # Through str() so that 2.5 or true are refused rather than truncated.
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if number < 1:
+        msg = (
+            f"Setting {key}={value!r} is invalid: use a whole number of at least 1 "
+            f"(default {default})."
+        )
+        raise ConfigError(msg)
+    return number
+
+
+class _Progress:
+    """Counts a fan-out run and logs a line a person can follow every `every` seconds."""
+
+    def __init__(self, stream: ContactFanOutStream, limiter: RateLimiter, every: float) -> None:
+        self.stream = stream
+        self.limiter = limiter
+        self.every = every
+        self.started = stream.monotonic()
+        self.next_log = self.started + every
+        self.total: int | None = None
+        self.contacts = 0
+        self.records = 0
+        self.gone = 0
+
+    def until_next(self) -> float:
+        """Seconds until the next progress line is due."""
+        return max(self.next_log - self.stream.monotonic(), 0.01)
+
+    def maybe_log(self) -> None:
+        """Log a progress line when one is due."""
+        if self.stream.monotonic() >= self.next_log:
+            self.log()
+
+    def log(self, *, final: bool = False) -> None:
+        """Log contacts done/total, records, requests per second and time waited."""
+        now = self.stream.monotonic()
+        self.next_log = now + self.every
+        elapsed = max(now - self.started, 1e-9)
+        done = f"{self.contacts:,}"
+        eta = ""
+        if self.total:
+            done += f"/{self.total:,} contacts ({100 * self.contacts / self.total:.1f} %)"
+            if not final and self.contacts:
+                left = elapsed / self.contacts * max(self.total - self.contacts, 0)
+                eta = (
+                    f", about {left / 60:.0f} min left"
+                    if left >= 60
+                    else f", about {left:.0f} s left"
+                )
+        else:
+            done += " contacts"
+        limiter = self.limiter
+        self.stream.logger.info(
+            "%s %s: %s, %s %s, %s requests (%.1f/s) in %.1f s, %.1f s waited on rate limits "
+            "(%d pause(s), %d 429(s)), %d contact(s) gone%s.",
+            self.stream.name,
+            "done" if final else "progress",
+            done,
+            f"{self.records:,}",
+            self.stream.record_label,
+            f"{limiter.requests:,}",
+            limiter.requests / elapsed,
+            elapsed,
+            limiter.waited_now(),
+            limiter.pauses,
+            limiter.rate_limited,
+            self.gone,
+            eta,
+        )
+
+
+class ContactFanOutStream(IntercomStream):
+    """Base of streams that read every contact: listing, worker pool, rate limiter, progress."""
+
+    # Workers share the SDK's request path (authenticator, validate_response, retries with
+    # backoff) but each has its own requests.Session, which is not thread-safe. Workers only
+    # build records; the main thread emits them (the SDK's writer is not thread-safe) in the
+    # order contacts were listed, with a bounded window of contacts in memory.
+
+    path = "/events"
+    #: What the progress line calls this stream's records.
+    record_label = "records"
+    #: Seconds between two progress lines.
+    progress_every = 30.0
+    #: Contacts fetched ahead of the oldest unfinished one, per worker (bounds memory).
+    window_per_worker = 8
+    #: How long one request may keep being refused with 429 before the sync gives up.
+    rate_limited_give_up_seconds = 900.0
+    #: The clock that decides "now" (the 90-day cut, the newest event read); tests replace it.
+    wall_clock: t.Callable[[], float] = staticmethod(time.time)
+    #: How elapsed time is measured; tests replace it.
+    monotonic: t.Callable[[], float] = staticmethod(time.monotonic)
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """Set up per-thread sessions and a limiter (replaced at the start of each run)."""
+        super().__init__(*args, **kwargs)
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+        self.limiter = RateLimiter(logger=self.logger)
+        self._slots = threading.BoundedSemaphore(1)
+        self.progress: _Progress | None = None
+
+    # -- request path shared by the workers ---------------------------------------------------
+
+    @property
+    def requests_session(self) -> requests.Session:
+        """One session per thread: `requests.Session` is not guaranteed thread-safe."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            self._local.session = session
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
+    def _close_sessions(self) -> None:
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
+
+    def _request(
+        self, prepared_request: requests.PreparedRequest, context: Context | None
+    ) -> requests.Response:
+        """Send within `max_concurrent_requests` and the rate limit; retry 429s after the reset."""
+        # A 429 is retried here rather than by the SDK's backoff so that it never uses up the
+        # tries meant for server errors: the limiter holds every worker until the window resets.
+        started = self.monotonic()
+        with self._slots:
+            while True:
+                self.limiter.acquire()
+                try:
+                    return super()._request(prepared_request, context)
+                except IntercomRetriableError as exc:
+                    if exc.response is None or exc.response.status_code != 429:
+                        raise
+                    if self.monotonic() - started > self.rate_limited_give_up_seconds:
+                        msg = (
+                            f"{exc} — refused for {self.rate_limited_give_up_seconds / 60:.0f} "
+                            "min: another app is using this workspace's rate limit; run later or "
+                            "lower max_concurrent_requests."
+                        )
+                        raise IntercomAPIError(msg, 429, "rate_limit_exceeded") from exc
+                finally:
+                    self.limiter.release()
+
+    def validate_response(self, response: requests.Response) -> None:
+        """Let the shared limiter learn the rate-limit window, then check the status."""
+        self.limiter.observe(response.headers, response.status_code)
+        super().validate_response(response)
+
+    def get_json(self, path_and_query: str) -> dict:
+        """GET a path of the API (with its query) and return the JSON object it answers."""
+        response = self.send(self.prepare("GET", f"{self.url_base}{path_and_query}"))
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            path = path_and_query.split("?", 1)[0]
+            msg = (
+                f"Intercom answered GET {path} with a body that is not a JSON object: "
+                f"{response.text[:120]!r}."
+            )
+            raise IntercomAPIError(msg, response.status_code)
+        return body
+
+    def api_path(self, link: str) -> str:
+        """Path and query of a `pages.next` link, to be sent to our configured API URL."""
+        # Intercom's links name api.intercom.io: following them verbatim would bypass an
+        # api_url proxy and could send the token to a host we were not configured for.
+        base = self.url_base
+        if link.startswith(base + "/"):
+            return link[len(base) :]
+        parts = urlsplit(link)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def concurrency(self) -> int:
+        """Requests in flight at most (`max_concurrent_requests`)."""
+        return positive_int(self.config, "max_concurrent_requests", DEFAULT_CONCURRENCY)
+
+    def iter_contacts(self) -> t.Iterator[Contact]:
+        """Every user and lead of the workspace, once each, in Intercom's listing order."""
+        # Cursor pagination: https://developers.intercom.com/docs/build-an-integration/learn-more/rest-apis/pagination-cursor
+        seen_cursors: set[str] = set()
+        seen_ids: set[str] = set()
+        cursor: str | None = None
+        while True:
+            query: dict[str, t.Any] = {"per_page": CONTACTS_PER_PAGE}
+            if cursor:
+                query["starting_after"] = cursor
+            body = self.get_json(f"/contacts?{urlencode(query)}")
+            if self.progress is not None and self.progress.total is None:
+                total = body.get("total_count")
+                self.progress.total = total if isinstance(total, int) else None
+            for item in body.get("data") or []:
+                if not isinstance(item, dict) or not item.get("id"):
+                    continue
+                cid = str(item["id"])
+                # A contact that moves in the listing while it is paged must not be read twice.
+                if cid in seen_ids:
+                    continue
+                seen_ids.add(cid)
+                yield Contact(cid, item.get("role"), item.get("external_id"), item.get("email"))
+            nxt = (body.get("pages") or {}).get("next")
+            cursor = nxt.get("starting_after") if isinstance(nxt, dict) else None
+            if not cursor:
+                return
+            if cursor in seen_cursors:
+                self.logger.warning(
+                    "%s: Intercom sent a contacts cursor it had already sent; stopped listing "
+                    "contacts after %d of them.",
+                    self.name,
+                    len(seen_ids),
+                )
+                return
+            seen_cursors.add(cursor)
+
+    def read_contact(self, contact: Contact) -> ContactResult:
+        """Fetch one contact's records (runs in a worker thread)."""
+        raise NotImplementedError
+
+    def _read_or_skip(self, contact: Contact) -> ContactResult:
+        try:
+            return self.read_contact(contact)
+        except IntercomNotFoundError as exc:
+            # Intercom answers 404 for a contact deleted since it was listed. Make sure that is
+            # what happened before skipping it: a 404 for a contact that exists means the
+            # request is wrong, and skipping would silently lose its events.
+            try:
+                self.get_json(f"/contacts/{quote(contact.id, safe='')}")
+            except IntercomNotFoundError:
+                return ContactResult(contact, gone=True)
+            msg = f"{exc}; contact {contact.id} still exists, so its events cannot be skipped."
+            raise IntercomAPIError(msg, 404, exc.code) from exc
+
+    def start_run(self) -> bool:
+        """Log what the run will read; False when there is nothing to read."""
+        return True
+
+    def finish_run(self) -> None:
+        """Called once every contact has been read and its records emitted."""
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        """Read every contact with up to `max_concurrent_requests` requests in flight."""
+        workers = self.concurrency()
+        if not self.start_run():
+            return
+        self.limiter = RateLimiter(logger=self.logger)
+        self._slots = threading.BoundedSemaphore(workers)
+        self.progress = progress = _Progress(self, self.limiter, self.progress_every)
+        pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name)
+        pending: deque[cf.Future[ContactResult]] = deque()
+        depth = workers * self.window_per_worker
+        try:
+            for contact in self.iter_contacts():
+                pending.append(pool.submit(self._read_or_skip, contact))
+                while pending and (len(pending) >= depth or pending[0].done()):
+                    yield from self._emit(pending.popleft(), progress)
+            while pending:
+                yield from self._emit(pending.popleft(), progress)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self._close_sessions()
+        progress.log(final=True)
+        self.finish_run()
+
+    def _emit(self, future: cf.Future[ContactResult], progress: _Progress) -> t.Iterator[dict]:
+        while True:
+            try:
+                result = future.result(timeout=progress.until_next())
+                break
+            except cf.TimeoutError:
+                progress.maybe_log()
+        contact = result.contact
+        if result.gone:
+            progress.gone += 1
+            self.logger.warning(
+                "%s: contact %s was deleted after it was listed (404); skipped.",
+                self.name,
+                contact.id,
+            )
+        if result.note:
+            self.logger.warning("%s: contact %s: %s", self.name, contact.id, result.note)
+        progress.contacts += 1
+        progress.records += len(result.records)
+        yield from result.records
+        progress.maybe_log()
+
+
+class ContactEventsStream(ContactFanOutStream):
+    """Every contact's data events, incremental on `created_at` with one bookmark for the stream."""
+
+    # The bookmark moves only once a run has read every contact, to the upper bound of what
+    # the run covered (see plan). Until then the SDK keeps the run's progress in
+    # progress_markers and STATE carries the previous bookmark, so a run killed at any moment
+    # (SIGTERM, periodic STATE every STATE_MSG_FREQUENCY records) resumes from it: events it
+    # had already emitted are emitted again with the same event_key, none is lost.
+
+    name = "contact_events"
+    path = "/events"
+    primary_keys = ("event_key",)
+    replication_key = "created_at"
+    # Events of different contacts interleave in time: records are not sorted by created_at.
+    is_sorted = False
+    record_label = "events"
+
+    schema = th.PropertiesList(
+        th.Property(
+            "event_key",
+            th.StringType,
+            required=True,
+            description="Synthetic key: a hash of contact_id, event_name and created_at, the "
+            "fields Intercom deduplicates events on (events have no id of their own).",
+        ),
+        th.Property(
+            "contact_id", th.StringType, required=True, description="Intercom's contact id"
+        ),
+        th.Property("contact_role", th.StringType, description="user or lead"),
+        th.Property("user_id", th.StringType, description="Your id for the user (external_id)"),
+        th.Property("email", th.StringType),
+        th.Property("event_name", th.StringType, required=True),
+        th.Property("created_at", th.DateTimeType, required=True),
+        th.Property(
+            "metadata",
+            th.ObjectType(),
+            description="As Intercom stores it: strings, numbers, unix seconds for keys ending in "
+            "_date, links, rich links {url, value}, amounts {amount (cents), currency}.",
+        ),
+    ).to_dict()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """No range is planned until the run starts."""
+        super().__init__(*args, **kwargs)
+        self.range: EventRange | None = None
+
+    def per_page(self) -> int:
+        """Events asked for per page (`events_per_page`)."""
+        return positive_int(self.config, "events_per_page", DEFAULT_EVENTS_PER_PAGE)
+
+    def plan(self) -> EventRange:
+        """The creation times this run reads: after the bookmark (or start_date) to now − settle."""
+        # The upper bound is fixed when the run starts and lags the clock by
+        # event_settle_seconds. Events newer than it are left for the next run even when a
+        # worker sees them: contacts are read at different moments of a long run, so the newest
+        # event seen says nothing about contacts read earlier, while every event created up to
+        # the run's start is listable by the time its contact is read. The lag covers
+        # Intercom's ingestion delay and clock differences. Each run covers (bookmark, upper
+        # bound]: no gap and no overlap between runs.
+        if self.range is not None:
+            return self.range
+        now = int(self.wall_clock())
+        settle = self.config.get("event_settle_seconds")
+        settle = DEFAULT_SETTLE_SECONDS if settle in (None, "") else int(settle)
+        if settle < 0:
+            msg = f"Setting event_settle_seconds={settle} is invalid: use 0 or more seconds."
+            raise ConfigError(msg)
+        until = now - settle
+        end = config_time(self.config, "end_date")
+        if end is not None:
+            until = min(until, end - 1)
+        start = config_time(self.config, "start_date")
+        state = self.stream_state
+        bookmark = (
+            state.get("replication_key_value")
+            if state.get("replication_key") == self.replication_key
+            else None
+        )
+        listable_from = now - LISTABLE_DAYS * DAY
+        if bookmark:
+            after = unix(bookmark)
+            if start is not None and start - 1 > after:
+                after = start - 1
+            if after + 1 < listable_from:
+                self.logger.warning(
+                    "%s: the bookmark %s is older than the %d days Intercom lists events for: "
+                    "events created from %s to %s can no longer be read (contact_event_summaries "
+                    "still counts them). Run the tap at least every %d days to avoid such gaps.",
+                    self.name,
+                    iso(after),
+                    LISTABLE_DAYS,
+                    iso(after),
+                    iso(listable_from),
+                    LISTABLE_DAYS,
+                )
+        else:
+            first = start if start is not None else now - DEFAULT_START_DAYS * DAY
+            after = first - 1
+            if first < listable_from:
+                self.logger.warning(
+                    "%s: start_date %s is older than the %d days Intercom lists events for: this "
+                    "first run reads events from %s; older ones cannot be listed (their counts are "
+                    "in contact_event_summaries).",
+                    self.name,
+                    iso(first),
+                    LISTABLE_DAYS,
+                    iso(listable_from),
+                )
+        self.range = EventRange(after, until)
+        return self.range
+
+    def get_replication_key_signpost(self, context: Context | None = None) -> str | None:
+        """The run's upper bound: no bookmark may claim events newer than it."""
+        return iso(self.plan().until)
+
+    def start_run(self) -> bool:
+        """Log the planned range; skip the run when it is empty."""
+        rng = self.plan()
+        if rng.until <= rng.after:
+            self.range = None
+            self.logger.info(
+                "%s: nothing to read, up to date until %s (events newer than "
+                "event_settle_seconds are read by the next run).",
+                self.name,
+                iso(rng.after),
+            )
+            return False
+        listable_from = int(self.wall_clock()) - LISTABLE_DAYS * DAY
+        self.logger.info(
+            "%s: reading events created from %s to %s, every contact with "
+            "max_concurrent_requests=%d; the bookmark moves to %s once every contact is read.",
+            self.name,
+            iso(max(rng.after + 1, listable_from)),
+            iso(rng.until),
+            self.concurrency(),
+            iso(rng.until),
+        )
+        return True
+
+    def finish_run(self) -> None:
+        """Every contact is read: the bookmark may now claim the whole range."""
+        rng = t.cast(EventRange, self.range)
+        self.state_manager.increment_state(
+            {self.replication_key: iso(rng.until)}, replication_key=self.replication_key
+        )
+        self.range = None
+
+    def read_contact(self, contact: Contact) -> ContactResult:
+        """One contact's events in range, newest first, paging until they are older than it."""
+        rng = self.plan()
+        result = ContactResult(contact)
+        url = "/events?" + urlencode(
+            {"type": "user", "intercom_user_id": contact.id, "per_page": self.per_page()}
+        )
+        seen = {_page_id(url)}
+        unreadable = 0
+        while True:
+            body = self.get_json(url)
+            older = False
+            for event in body.get("events") or []:
+                created = event.get("created_at") if isinstance(event, dict) else None
+                if not isinstance(created, int) or isinstance(created, bool):
+                    unreadable += 1
+                    continue
+                if created > rng.until:
+                    continue
+                if created <= rng.after:
+                    # Events come newest first: the rest of this contact's events are older.
+                    # The page is still checked to the end, which costs nothing.
+                    older = True
+                    continue
+                result.records.append(self.record(contact, event, created))
+            if older:
+                break
+            nxt = (body.get("pages") or {}).get("next")
+            if not nxt or not isinstance(nxt, str):
+                break
+            url = self.api_path(nxt)
+            if _page_id(url) in seen:
+                result.note = (
+                    "Intercom sent an events page link it had already sent; "
+                    "stopped paging this contact."
+                )
+                break
+            seen.add(_page_id(url))
+        if unreadable:
+            result.note = f"{unreadable} event(s) without a unix created_at were skipped."
+        return result
+
+    def record(self, contact: Contact, event: dict, created: int) -> dict:
+        """The record of one event."""
+        name = str(event.get("event_name") or "")
+        metadata = event.get("metadata")
+        return {
+            "event_key": event_key(contact.id, name, created),
+            "contact_id": contact.id,
+            "contact_role": contact.role,
+            "user_id": event.get("user_id") or contact.user_id,
+            "email": event.get("email") or contact.email,
+            "event_name": name,
+            "created_at": iso(created),
+            "metadata": metadata if isinstance(metadata, dict) else None,
+        }
+
+
+class ContactEventSummariesStream(ContactFanOutStream):
+    """Per contact and event name: count, first and last time (older than 90 days included)."""
+
+    # Full table: counts change with every new event and carry no update time to be
+    # incremental on, so each run reads every contact's summary (one request per contact).
+
+    name = "contact_event_summaries"
+    path = "/events"
+    primary_keys = ("contact_id", "event_name")
+    record_label = "summaries"
+
+    schema = th.PropertiesList(
+        th.Property(
+            "contact_id", th.StringType, required=True, description="Intercom's contact id"
+        ),
+        th.Property("contact_role", th.StringType, description="user or lead"),
+        th.Property("user_id", th.StringType, description="Your id for the user (external_id)"),
+        th.Property("email", th.StringType),
+        th.Property("event_name", th.StringType, required=True),
+        th.Property("count", th.IntegerType, description="Events of this name, all time"),
+        th.Property("first", th.DateTimeType, description="When the first one was created"),
+        th.Property("last", th.DateTimeType, description="When the last one was created"),
+        th.Property("description", th.StringType),
+    ).to_dict()
+
+    def start_run(self) -> bool:
+        """Say what a full-table run reads."""
+        self.logger.info(
+            "%s: reading every contact's event summary (full table), max_concurrent_requests=%d.",
+            self.name,
+            self.concurrency(),
+        )
+        return True
+
+    def read_contact(self, contact: Contact) -> ContactResult:
+        """One contact's summary: one record per event name."""
+        query = urlencode({"type": "user", "intercom_user_id": contact.id, "summary": "true"})
+        body = self.get_json(f"/events?{query}")
+        result = ContactResult(contact)
+        for item in body.get("events") or []:
+            if not isinstance(item, dict) or not item.get("name"):
+                continue
+            result.records.append(
+                {
+                    "contact_id": contact.id,
+                    "contact_role": contact.role,
+                    "user_id": body.get("user_id") or contact.user_id,
+                    "email": body.get("email") or contact.email,
+                    "event_name": str(item["name"]),
+                    "count": item.get("count"),
+                    "first": rfc3339(item.get("first")),
+                    "last": rfc3339(item.get("last")),
+                    "description": item.get("description"),
+                }
+            )
+        return result
+
+
+EVENT_STREAMS: list[type[ContactFanOutStream]] = [ContactEventsStream, ContactEventSummariesStream]
