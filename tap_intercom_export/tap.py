@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 
 from tap_intercom_export import streams
 from tap_intercom_export.client import IntercomStream
+from tap_intercom_export.writer import BufferedMsgSpecWriter
 
 
 class TapIntercomExport(Tap):
     """Singer tap for Intercom's message data export and contact events."""
 
     name = "tap-intercom-export"
-    # msgspec serialises records several times faster than the default encoder.
-    message_writer_class = MsgSpecWriter
+    # msgspec encoding, flushed at STATE instead of after every record (see writer.py).
+    message_writer_class = BufferedMsgSpecWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(
