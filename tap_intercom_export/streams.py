@@ -115,7 +115,12 @@ class MessageExportJobsStream(_ExportStream):
                 )
             ),
         ),
-        th.Property("rows", th.ObjectType(additional_properties=th.IntegerType)),
+        # Declared per kind (not as a free-form map) so that flattening yields rows__receipt, ...
+        th.Property(
+            "rows",
+            th.ObjectType(*(th.Property(kind, th.IntegerType) for kind in FILE_KINDS)),
+            description="Rows emitted per file kind (selected streams only).",
+        ),
     ).to_dict()
 
     #: The clock that decides "now" (the end of the last window); tests replace it.
