@@ -5,8 +5,8 @@ from __future__ import annotations
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
-from tap_intercom_export import streams
-from tap_intercom_export.client import IntercomStream
+from tap_intercom_export import event_streams, streams
+from tap_intercom_export.client import IntercomStream, check_config
 from tap_intercom_export.writer import BufferedMsgSpecWriter
 
 
@@ -103,13 +103,40 @@ class TapIntercomExport(Tap):
             "opens, clicks, replies ... that happened after a window was first exported "
             "(Intercom only exports engagement that exists at export time). 0 = off.",
         ),
+        th.Property(
+            "max_concurrent_requests",
+            th.IntegerType,
+            default=8,
+            title="Max concurrent requests",
+            description="Requests in flight at once while reading contacts' events and event "
+            "summaries (1 = one at a time). Intercom's rate limit still applies: the tap holds "
+            "requests when X-RateLimit-Remaining runs out and resumes when the window resets.",
+        ),
+        th.Property(
+            "events_per_page",
+            th.IntegerType,
+            default=50,
+            title="Events per page",
+            description="Events asked for per request when listing a contact's events.",
+        ),
+        th.Property(
+            "event_settle_seconds",
+            th.IntegerType,
+            default=300,
+            title="Event settle time (s)",
+            description="contact_events reads events at least this old; newer ones are read by "
+            "the next run. Covers Intercom's ingestion delay so that no late event falls behind "
+            "the bookmark.",
+        ),
     ).to_dict()
 
     def discover_streams(self) -> list[IntercomStream]:
         """The export job ledger, one stream per export file kind, and the event streams."""
+        check_config(self.config)
         return [
             streams.MessageExportJobsStream(self),
             *(cls(self) for cls in streams.MESSAGE_STAT_STREAMS),
+            *(cls(self) for cls in event_streams.EVENT_STREAMS),
         ]
 
 

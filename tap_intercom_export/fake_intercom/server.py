@@ -298,11 +298,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def build(**kwargs: t.Any) -> FakeIntercom:
-    """A fake with every route installed: exports (and events when available)."""
-    from tap_intercom_export.fake_intercom import exports
+    """A fake with every route installed: exports, contacts and events."""
+    from tap_intercom_export.fake_intercom import events, exports
 
     fake = FakeIntercom(**{k: v for k, v in kwargs.items() if k in _FAKE_ARGS})
-    exports.install(fake, **{k: v for k, v in kwargs.items() if k not in _FAKE_ARGS})
+    events.install(fake, **{k: v for k, v in kwargs.items() if k in events.OPTIONS})
+    exports.install(
+        fake, **{k: v for k, v in kwargs.items() if k not in _FAKE_ARGS and k not in events.OPTIONS}
+    )
     return fake
 
 
