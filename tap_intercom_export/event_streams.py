@@ -407,6 +407,16 @@ class ContactFanOutStream(IntercomStream):
         progress.maybe_log()
 
 
+#: Who the event (or summary) belongs to, and its name: shared by both streams.
+_CONTACT_EVENT_PROPERTIES = (
+    th.Property("contact_id", th.StringType, required=True, description="Intercom's contact id"),
+    th.Property("contact_role", th.StringType, description="user or lead"),
+    th.Property("user_id", th.StringType, description="Your id for the user (external_id)"),
+    th.Property("email", th.StringType),
+    th.Property("event_name", th.StringType, required=True),
+)
+
+
 class ContactEventsStream(ContactFanOutStream):
     """Every contact's data events, incremental on `created_at` with one bookmark for the stream."""
 
@@ -432,13 +442,7 @@ class ContactEventsStream(ContactFanOutStream):
             description="Synthetic key: a hash of contact_id, event_name and created_at, the "
             "fields Intercom deduplicates events on (events have no id of their own).",
         ),
-        th.Property(
-            "contact_id", th.StringType, required=True, description="Intercom's contact id"
-        ),
-        th.Property("contact_role", th.StringType, description="user or lead"),
-        th.Property("user_id", th.StringType, description="Your id for the user (external_id)"),
-        th.Property("email", th.StringType),
-        th.Property("event_name", th.StringType, required=True),
+        *_CONTACT_EVENT_PROPERTIES,
         th.Property("created_at", th.DateTimeType, required=True),
         th.Property(
             "metadata",
@@ -624,13 +628,7 @@ class ContactEventSummariesStream(ContactFanOutStream):
     record_label = "summaries"
 
     schema = th.PropertiesList(
-        th.Property(
-            "contact_id", th.StringType, required=True, description="Intercom's contact id"
-        ),
-        th.Property("contact_role", th.StringType, description="user or lead"),
-        th.Property("user_id", th.StringType, description="Your id for the user (external_id)"),
-        th.Property("email", th.StringType),
-        th.Property("event_name", th.StringType, required=True),
+        *_CONTACT_EVENT_PROPERTIES,
         th.Property("count", th.IntegerType, description="Events of this name, all time"),
         th.Property("first", th.DateTimeType, description="When the first one was created"),
         th.Property("last", th.DateTimeType, description="When the last one was created"),

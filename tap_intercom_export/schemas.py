@@ -274,29 +274,13 @@ class RowTyper:
         return record
 
     def _type_row_slow(self, row: list[str], lineage: dict[str, t.Any]) -> dict[str, t.Any]:
-        record: dict[str, t.Any] = dict.fromkeys(self.missing)
-        extra: dict[str, str | None] = {}
-        if len(row) != self.width:
-            self.ragged_rows += 1
-            for j in range(self.width, len(row)):
-                extra[f"column_{j + 1}"] = row[j]
-        for i, name, convert, known in self.plan:
-            value = row[i] if i < len(row) else ""
-            if not known:
-                extra[name] = value or None
-            elif value == "":
-                record[name] = None
-            elif convert is None:
-                record[name] = value
-            else:
-                try:
-                    record[name] = convert(value)
-                except (ValueError, OverflowError):
-                    record[name] = None
-                    extra[name] = value
-                    self.bad_values[name] = self.bad_values.get(name, 0) + 1
-        record[EXTRA_COLUMNS] = extra or None
-        record.update(lineage)
+        # A ragged row keeps what it has: missing fields become empty (null), surplus fields
+        # go to extra_columns as column_<n>.
+        self.ragged_rows += 1
+        surplus = {f"column_{j + 1}": row[j] for j in range(self.width, len(row))}
+        record = self.type_row([*row[: self.width], *[""] * (self.width - len(row))], lineage)
+        if surplus:
+            record[EXTRA_COLUMNS] = {**(record[EXTRA_COLUMNS] or {}), **surplus}
         return record
 
 
