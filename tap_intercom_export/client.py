@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import time
 import typing as t
-from datetime import datetime, timezone
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -21,6 +20,7 @@ from tap_intercom_export.errors import (
     IntercomNotFoundError,
     IntercomRetriableError,
 )
+from tap_intercom_export.export import unix
 
 if t.TYPE_CHECKING:
     import requests
@@ -83,6 +83,18 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
 
 
+def config_time(config: t.Mapping[str, t.Any], key: str) -> int | None:
+    """A date-time setting as unix seconds, with an error that names the setting."""
+    value = config.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return unix(value)
+    except (AttributeError, TypeError, ValueError) as exc:
+        msg = f"Setting {key}={value!r} is not a date-time: use RFC 3339, e.g. 2024-01-31T00:00:00Z."
+        raise ConfigError(msg) from exc
+
+
 def check_config(config: t.Mapping[str, t.Any]) -> None:
     """Refuse settings that cannot work, with one line that names the setting to fix."""
     resolve_api_url(config)
@@ -96,17 +108,8 @@ def check_config(config: t.Mapping[str, t.Any]) -> None:
     if lookback is not None and not (_is_number(lookback) and float(lookback) >= 0):
         msg = f"Setting export_lookback_days={lookback!r} must be a number of days, 0 or more."
         raise ConfigError(msg)
-    bounds = {}
-    for key in ("start_date", "end_date"):
-        value = config.get(key)
-        if value:
-            try:
-                parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-            except ValueError:
-                msg = f"Setting {key}={value!r} is not a date-time: use RFC 3339, e.g. 2024-01-31T00:00:00Z."
-                raise ConfigError(msg) from None
-            bounds[key] = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    if len(bounds) == 2 and bounds["start_date"] >= bounds["end_date"]:
+    start, end = config_time(config, "start_date"), config_time(config, "end_date")
+    if start is not None and end is not None and start >= end:
         msg = "Setting start_date must be before end_date."
         raise ConfigError(msg)
 

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import requests
 from singer_sdk import typing as th
 
-from tap_intercom_export.client import IntercomStream
+from tap_intercom_export.client import IntercomStream, config_time
 from tap_intercom_export.errors import (
     ConfigError,
     IntercomAPIError,
@@ -32,7 +32,7 @@ from tap_intercom_export.errors import (
 )
 from tap_intercom_export.export import iso, unix
 from tap_intercom_export.ratelimit import RateLimiter
-from tap_intercom_export.streams import DEFAULT_START_DAYS, config_time
+from tap_intercom_export.streams import DEFAULT_START_DAYS
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context

@@ -14,8 +14,6 @@ rest-api/api.intercom.io/data-export):
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import tempfile
 import time
@@ -28,8 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from tap_intercom_export.archive import Archive, Member
-from tap_intercom_export.schemas import FILE_KINDS
+from tap_intercom_export.archive import Archive, DecodeCounter, Member, iter_csv
 from tap_intercom_export.errors import (
     ArchiveError,
     ExportError,
@@ -37,6 +34,7 @@ from tap_intercom_export.errors import (
     ExportJobFailedError,
     IntercomNotFoundError,
 )
+from tap_intercom_export.schemas import FILE_KINDS
 
 if t.TYPE_CHECKING:
     from tap_intercom_export.client import IntercomStream
@@ -628,5 +626,5 @@ class ExportRunner:
 
 def _count_rows(archive: Archive, member: Member) -> int:
     with archive.open_member(member) as stream:
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
-        return max(sum(1 for _ in csv.reader(text)) - 1, 0)
+        _, rows = iter_csv(stream, DecodeCounter())
+        return sum(1 for _ in rows)

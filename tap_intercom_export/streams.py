@@ -21,8 +21,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
 
 from tap_intercom_export.archive import DecodeCounter, iter_csv
-from tap_intercom_export.client import IntercomStream
-from tap_intercom_export.errors import ConfigError
+from tap_intercom_export.client import IntercomStream, config_time
 from tap_intercom_export.export import (
     ExportClient,
     ExportRunner,
@@ -40,18 +39,6 @@ if t.TYPE_CHECKING:
 
 DEFAULT_START_DAYS = 30
 IN_FLIGHT = "in_flight_job"
-
-
-def config_time(config: t.Mapping[str, t.Any], key: str) -> int | None:
-    """A date-time setting as unix seconds, with an error that names the setting."""
-    value = config.get(key)
-    if value in (None, ""):
-        return None
-    try:
-        return unix(value)
-    except (TypeError, ValueError) as exc:
-        msg = f"Setting {key}={value!r} is not a date-time: use RFC 3339, e.g. 2024-01-31T00:00:00Z."
-        raise ConfigError(msg) from exc
 
 
 class _ExportStream(IntercomStream):
