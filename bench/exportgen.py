@@ -14,7 +14,7 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tap_intercom_export.schemas import FILE_KINDS
+from tap_intercom_export.content.schemas import FILE_KINDS
 
 SURVEY_QUESTIONS = [
     "How likely are you to recommend us to family and friends?",

@@ -20,11 +20,14 @@ from tap_intercom_export.errors import (
     IntercomNotFoundError,
     IntercomRetriableError,
 )
-from tap_intercom_export.export import unix
+from tap_intercom_export.timeutil import unix
 
 if t.TYPE_CHECKING:
     import requests
     from backoff.types import Details
+
+#: Days before now where a first sync starts when `start_date` is not set.
+DEFAULT_START_DAYS = 30
 
 API_HOSTS = {
     "us": "https://api.intercom.io",

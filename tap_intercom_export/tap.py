@@ -5,7 +5,8 @@ from __future__ import annotations
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
-from tap_intercom_export import event_streams, streams
+from tap_intercom_export.content import streams
+from tap_intercom_export.events import streams as event_streams
 from tap_intercom_export.client import IntercomStream, check_config
 from tap_intercom_export.writer import BufferedMsgSpecWriter
 

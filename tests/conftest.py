@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tap_intercom_export.fake_intercom import FakeIntercom, build
-from tap_intercom_export.streams import MessageExportJobsStream
+from tap_intercom_export.content.streams import MessageExportJobsStream
 from tap_intercom_export.tap import TapIntercomExport
 
 DAY = 86400
@@ -89,7 +89,7 @@ def run_tap(
 
 def export_streams() -> list[str]:
     """Names of the export streams: the job ledger and one per CSV file kind."""
-    from tap_intercom_export.schemas import FILE_KINDS
+    from tap_intercom_export.content.schemas import FILE_KINDS
 
     return ["message_export_jobs", *(spec.stream_name for spec in FILE_KINDS.values())]
 

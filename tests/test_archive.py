@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tap_intercom_export.archive import Archive, DecodeCounter, iter_csv, kind_of_member, sniff
+from tap_intercom_export.content.kinds import ContentNamer, kind_of_member
+from tap_intercom_export.jobs.archive import Archive, DecodeCounter, iter_csv, sniff
 from tap_intercom_export.errors import ArchiveError
 from tap_intercom_export.fake_intercom.exports import write_archive
 
@@ -47,7 +48,7 @@ def test_member_names(name: str, kind: str | None) -> None:
 def test_multi_file_containers(tmp_path: Path, container: str) -> None:
     path = tmp_path / "download.bin"
     write_archive(path, [("open_20231114-000000.csv", OPENS), ("receipt_20231114-000000.csv", RECEIPTS)], container)
-    archive = Archive.open(path)
+    archive = Archive.open(path, ContentNamer())
     assert archive.container == container
     assert sorted(archive.kinds()) == ["open", "receipt"]
     assert rows_of(archive, "open") == [["r1", "1699920000"], ["r2", "2023-11-14 00:00:00 UTC"]]
@@ -58,7 +59,7 @@ def test_single_gzipped_csv_is_read_by_its_header(tmp_path: Path) -> None:
     path = tmp_path / "download.bin"
     with gzip.open(path, "wb") as gz:
         gz.write(RECEIPTS)
-    archive = Archive.open(path)
+    archive = Archive.open(path, ContentNamer())
     assert archive.container == "csv.gz"
     assert rows_of(archive, "receipt") == [["r1", "1699920000", "c1"]]
 
@@ -67,7 +68,7 @@ def test_plain_csv(tmp_path: Path) -> None:
     path = tmp_path / "download.bin"
     path.write_bytes(OPENS)
     assert sniff(path) == "csv"
-    assert rows_of(Archive.open(path), "open")[0] == ["r1", "1699920000"]
+    assert rows_of(Archive.open(path, ContentNamer()), "open")[0] == ["r1", "1699920000"]
 
 
 def test_csv_oddities(tmp_path: Path) -> None:
@@ -78,7 +79,7 @@ def test_csv_oddities(tmp_path: Path) -> None:
     ).encode() + b"r2,caf\xe9,ok\n"
     path = tmp_path / "download.bin"
     write_archive(path, [("answer_20231114-000000.csv", data)], "zip")
-    archive = Archive.open(path)
+    archive = Archive.open(path, ContentNamer())
     counter = DecodeCounter()
     with archive.open_member(archive.members[0]) as raw:
         header, rows = iter_csv(raw, counter)
@@ -96,7 +97,7 @@ def test_corrupt_zip_member_is_an_archive_error(tmp_path: Path) -> None:
     data[200] ^= 0xFF  # flip a byte inside the compressed member
     path.write_bytes(bytes(data))
     with pytest.raises(ArchiveError):
-        Archive.open(path)
+        Archive.open(path, ContentNamer())
 
 
 def test_truncated_gzip_is_an_archive_error(tmp_path: Path) -> None:
@@ -105,21 +106,21 @@ def test_truncated_gzip_is_an_archive_error(tmp_path: Path) -> None:
         gz.write(RECEIPTS * 5000)
     path.write_bytes(path.read_bytes()[:-40])
     with pytest.raises(ArchiveError):
-        Archive.open(path)
+        Archive.open(path, ContentNamer())
 
 
 def test_not_an_archive(tmp_path: Path) -> None:
     path = tmp_path / "download.bin"
     path.write_bytes(b"\x00\x01\x02binary junk" * 10)
     with pytest.raises(ArchiveError, match="neither a zip"):
-        Archive.open(path)
+        Archive.open(path, ContentNamer())
 
 
 def test_empty_download_is_an_archive_error(tmp_path: Path) -> None:
     path = tmp_path / "download.bin"
     path.write_bytes(b"")
     with pytest.raises(ArchiveError, match="empty"):
-        Archive.open(path)
+        Archive.open(path, ContentNamer())
 
 
 def test_zip_with_directory_and_non_csv_entries(tmp_path: Path) -> None:
@@ -128,5 +129,5 @@ def test_zip_with_directory_and_non_csv_entries(tmp_path: Path) -> None:
         zf.writestr("export/", b"")
         zf.writestr("export/notes.txt", b"hello")
         zf.writestr("export/open_20231114-000000.csv", OPENS)
-    archive = Archive.open(path)
+    archive = Archive.open(path, ContentNamer())
     assert [m.kind for m in archive.members] == ["open"]

@@ -9,8 +9,8 @@ import typing as t
 import pytest
 
 from tap_intercom_export.errors import ConfigError, IntercomAPIError, IntercomAuthError
-from tap_intercom_export.event_streams import ContactFanOutStream, event_key
-from tap_intercom_export.export import iso
+from tap_intercom_export.events.fanout import ContactFanOutStream, event_key
+from tap_intercom_export.timeutil import iso
 from tap_intercom_export.fake_intercom.events import LISTABLE_SECONDS
 from tests.conftest import DAY, NOW, TOKEN, run_tap
 

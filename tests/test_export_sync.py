@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tap_intercom_export.errors import ExportError
-from tap_intercom_export.export import unix
-from tap_intercom_export.schemas import FILE_KINDS
+from tap_intercom_export.timeutil import unix
+from tap_intercom_export.content.schemas import FILE_KINDS
 from tests.conftest import DAY, TOKEN, export_config, run_tap
 
 START = unix("2023-10-25T00:00:00Z")
@@ -184,7 +184,7 @@ def test_temp_files_are_removed_even_when_the_sync_fails(make_fake, waits, monke
     run_tap(export_config(fake, end_date="2023-11-01T00:00:00Z"))
     assert list(tmp_path.iterdir()) == []
 
-    from tap_intercom_export import schemas
+    from tap_intercom_export.content import schemas
 
     calls = {"n": 0}
     original = schemas.RowTyper.type_row

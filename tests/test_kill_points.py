@@ -15,9 +15,10 @@ from collections import Counter
 
 import pytest
 
-from tap_intercom_export.export import ExportClient, unix
+from tap_intercom_export.jobs.api import ExportClient
+from tap_intercom_export.timeutil import unix
 from tap_intercom_export.fake_intercom.exports import columns_of
-from tap_intercom_export.schemas import FILE_KINDS, RowTyper
+from tap_intercom_export.content.schemas import FILE_KINDS, RowTyper
 from tap_intercom_export.tap import TapIntercomExport
 from tests.conftest import DAY, export_config, export_streams, run_tap
 
@@ -59,7 +60,7 @@ def chaos(monkeypatch, clock) -> Chaos:
         sleep(seconds)
         chaos.tick()
 
-    from tap_intercom_export.streams import MessageExportJobsStream
+    from tap_intercom_export.content.streams import MessageExportJobsStream
 
     monkeypatch.setattr(MessageExportJobsStream, "sleep", staticmethod(sleep_then_tick))
     download = ExportClient.download

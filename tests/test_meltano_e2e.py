@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tap_intercom_export.export import unix
+from tap_intercom_export.timeutil import unix
 from tap_intercom_export.fake_intercom import FakeIntercom, build
-from tap_intercom_export.schemas import FILE_KINDS
+from tap_intercom_export.content.schemas import FILE_KINDS
 from tap_intercom_export.tap import TapIntercomExport
 
 REPO = Path(__file__).resolve().parents[1]

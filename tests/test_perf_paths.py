@@ -16,8 +16,8 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage, StateMessage
 from singer_sdk.streams.core import Stream
 
-from tap_intercom_export.schemas import CONVERTERS, EXTRA_COLUMNS, FILE_KINDS, RowTyper, column_type, to_datetime
-from tap_intercom_export.streams import MessageStatStream
+from tap_intercom_export.content.schemas import CONVERTERS, EXTRA_COLUMNS, FILE_KINDS, RowTyper, column_type, to_datetime
+from tap_intercom_export.content.streams import MessageStatStream
 from tap_intercom_export.writer import BufferedMsgSpecWriter
 from tests.conftest import export_config, run_tap, selection_catalog
 

@@ -15,7 +15,7 @@ import pytest
 
 from tap_intercom_export.client import check_config
 from tap_intercom_export.errors import ArchiveError, ConfigError, ExportError
-from tap_intercom_export.export import unix
+from tap_intercom_export.timeutil import unix
 from tap_intercom_export.fake_intercom.exports import FakeJob
 from tap_intercom_export.fake_intercom.server import _real_sleep, error_body
 from tests.conftest import DAY, NOW, TOKEN, export_config, run_tap
@@ -57,7 +57,7 @@ def test_waits_for_another_workspace_job(make_fake, clock) -> None:
             other.status = "completed"
 
     clock.sleep = sleep_and_finish_other  # type: ignore[method-assign]
-    from tap_intercom_export.streams import MessageExportJobsStream
+    from tap_intercom_export.content.streams import MessageExportJobsStream
 
     MessageExportJobsStream.sleep = staticmethod(sleep_and_finish_other)  # restored by the fixture
     run = run_tap(export_config(fake, **ONE_WINDOW))

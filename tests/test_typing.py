@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tap_intercom_export.schemas import (
+from tap_intercom_export.content.schemas import (
     FILE_KINDS,
     RowTyper,
     column_type,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tap_intercom_export.export import Window, iso, plan_windows, unix
+from tap_intercom_export.jobs.windows import Window, plan_windows
+from tap_intercom_export.timeutil import iso, unix
 
 DAY = 86400
 

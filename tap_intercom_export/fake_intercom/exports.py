@@ -24,7 +24,7 @@ from tap_intercom_export.fake_intercom.server import (
     _real_time,
     error_body,
 )
-from tap_intercom_export.schemas import FILE_KINDS
+from tap_intercom_export.content.schemas import FILE_KINDS
 
 SURVEY_QUESTIONS = [
     "How likely are you to recommend us to family and friends?",

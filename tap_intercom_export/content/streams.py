@@ -20,24 +20,17 @@ from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
 
-from tap_intercom_export.archive import DecodeCounter, iter_csv
-from tap_intercom_export.client import IntercomStream, config_time
-from tap_intercom_export.export import (
-    ExportClient,
-    ExportRunner,
-    ExportSettings,
-    Window,
-    WindowExport,
-    iso,
-    plan_windows,
-    unix,
-)
-from tap_intercom_export.schemas import FILE_KINDS, FileKind, RowTyper
+from tap_intercom_export.client import DEFAULT_START_DAYS, IntercomStream, config_time
+from tap_intercom_export.content.api import ContentExportClient
+from tap_intercom_export.content.schemas import FILE_KINDS, FileKind, RowTyper
+from tap_intercom_export.jobs.archive import DecodeCounter, iter_csv
+from tap_intercom_export.jobs.engine import ExportRunner, ExportSettings, WindowExport
+from tap_intercom_export.jobs.windows import Window, plan_windows
+from tap_intercom_export.timeutil import iso, unix
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-DEFAULT_START_DAYS = 30
 IN_FLIGHT = "in_flight_job"
 
 
@@ -204,9 +197,10 @@ class MessageExportJobsStream(_ExportStream):
             iso(windows[-1].end),
             ", ".join(c.name for c in children),
         )
+        settings = self.export_settings()
         self.runner = ExportRunner(
-            ExportClient(self),
-            self.export_settings(),
+            ContentExportClient(self, settings.row_limit),
+            settings,
             logger=self.logger,
             on_job_created=self._remember_job,
             clock=self.monotonic,

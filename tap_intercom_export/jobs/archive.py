@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tap_intercom_export.errors import ArchiveError
-from tap_intercom_export.schemas import FILE_KINDS
 
 _CHUNK = 1 << 20
 
@@ -34,22 +33,8 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 _STAMP = re.compile(r"[_-]\d{8}[_-]?\d{6}$")
 
 
-def _aliases() -> dict[str, str]:
-    names: dict[str, str] = {}
-    for kind in FILE_KINDS:
-        head, _, tail = kind.rpartition("_")
-        plural_tail = tail[:-1] + "ies" if tail.endswith("y") else tail + "s"
-        for name in (kind, kind + "s", f"{head}_{plural_tail}" if head else plural_tail):
-            names[name] = kind
-    names["answers_combined"] = "answer_combined"
-    return names
-
-
-_KIND_ALIASES = _aliases()
-
-
-def kind_of_member(name: str) -> str | None:
-    """Map a member file name (`open_20240101-000000.csv`, `opens_...`) to its file kind."""
+def member_stem(name: str) -> str | None:
+    """`opens_20240101-000000.csv` -> `opens`; None for a file that is not a CSV."""
     stem = Path(name).name
     lower = stem.lower()
     for ext in (".csv.gz", ".csv", ".gz"):
@@ -58,16 +43,29 @@ def kind_of_member(name: str) -> str | None:
             break
     else:
         return None
-    stem = _STAMP.sub("", stem).lower()
-    return _KIND_ALIASES.get(stem, stem)
+    return _STAMP.sub("", stem).lower()
 
 
-def _kind_from_header(header: list[str]) -> str:
-    """Guess the kind of a lone CSV (Intercom's documented single gzipped CSV) from its columns."""
-    cols = set(header)
-    if {"receipt_id", "received_at", "content_id"} <= cols:
-        return "receipt"
-    return max(FILE_KINDS, key=lambda kind: len(cols & set(FILE_KINDS[kind].columns)))
+class Namer(t.Protocol):
+    """How a source names the kind of each CSV member of its archives."""
+
+    def kind_of_member(self, name: str) -> str | None:
+        """The kind of a member from its file name (None: not a CSV, skipped)."""
+
+    def kind_from_header(self, header: list[str]) -> str:
+        """The kind of a lone CSV (no file name) from its header."""
+
+
+class StemNamer:
+    """Default naming: a member's kind is its file name without stamp and extension."""
+
+    def kind_of_member(self, name: str) -> str | None:
+        """`data_20240101-000000.csv` -> `data`."""
+        return member_stem(name)
+
+    def kind_from_header(self, header: list[str]) -> str:  # noqa: ARG002 - one kind only
+        """A lone CSV is the export's only file."""
+        return "data"
 
 
 @dataclass
@@ -87,11 +85,12 @@ class Archive:
     path: Path
     container: str = ""
     members: list[Member] = field(default_factory=list)
+    namer: Namer = field(default_factory=StemNamer)
 
     @classmethod
-    def open(cls, path: Path) -> Archive:
+    def open(cls, path: Path, namer: Namer | None = None) -> Archive:
         """Sniff the container and list its CSV members (reads every byte once: CRCs checked)."""
-        archive = cls(path=Path(path))
+        archive = cls(path=Path(path), namer=namer or StemNamer())
         archive.container = sniff(archive.path)
         archive.members = list(archive._scan())
         return archive
@@ -102,9 +101,9 @@ class Archive:
                 with stream:
                     first = stream.readline()
                 header = next(csv.reader([first.decode("utf-8-sig", "replace")]), [])
-                name = f"{_kind_from_header(header)}.csv"
+                name = f"{self.namer.kind_from_header(header)}.csv"
                 _, stream = next(self._iter_raw())
-            kind = kind_of_member(name)
+            kind = self.namer.kind_of_member(name)
             if kind is None:
                 stream.close()
                 continue

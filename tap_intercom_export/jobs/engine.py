@@ -1,9 +1,12 @@
-"""Intercom's message data export, step by step: plan windows, create, poll, download, verify.
+"""The export-job engine: one job per window, created, polled, downloaded, verified, retried,
+split, resumed and canceled as Intercom's asynchronous exports require.
 
 Everything that waits takes an injected `clock`/`sleep`, so tests drive hours of polling in
-milliseconds. All HTTP goes through the stream's SDK session, authenticator and retry path.
+milliseconds. All HTTP goes through an `ExportClient` (jobs/api.py), which speaks through the
+stream's SDK session, authenticator and retry path; what differs between Intercom's exports
+(endpoints, job model, archive checks) lives in each source's client.
 
-Intercom's rules this module is built around (https://developers.intercom.com/docs/references/
+Intercom's rules this engine is built around (https://developers.intercom.com/docs/references/
 rest-api/api.intercom.io/data-export):
 - one active export job per workspace: a second create is answered 429;
 - jobs fail after about 12 hours (status `failed`, HTTP 504 on the status call);
@@ -20,13 +23,10 @@ import time
 import typing as t
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import requests
 
-from tap_intercom_export.archive import Archive, DecodeCounter, Member, iter_csv
 from tap_intercom_export.errors import (
     ArchiveError,
     ExportError,
@@ -34,178 +34,15 @@ from tap_intercom_export.errors import (
     ExportJobFailedError,
     IntercomNotFoundError,
 )
-from tap_intercom_export.schemas import FILE_KINDS
+from tap_intercom_export.jobs.api import ExportClient, Job, SplitWindow
+from tap_intercom_export.jobs.windows import MIN_WINDOW_SECONDS, Window
+from tap_intercom_export.timeutil import iso
 
 if t.TYPE_CHECKING:
-    from tap_intercom_export.client import IntercomStream
+    from tap_intercom_export.jobs.archive import Archive
 
 ACTIVE = ("pending", "in_progress")
 COMPLETED = ("completed", "complete")
-MIN_WINDOW_SECONDS = 3600
-_DOWNLOAD_CHUNK = 1 << 20
-
-
-def iso(ts: int) -> str:
-    """RFC 3339 (UTC) text of unix seconds: the form bookmarks and records use."""
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
-
-
-def unix(value: datetime | str) -> int:
-    """Unix seconds of an aware datetime or RFC 3339 text (naive means UTC)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return int(value.timestamp())
-
-
-@dataclass(frozen=True, order=True)
-class Window:
-    """Messages created in [start, end): unix seconds, end exclusive."""
-
-    start: int
-    end: int
-
-    @property
-    def created_at_after(self) -> int:
-        """Intercom's inclusive lower bound."""
-        return self.start
-
-    @property
-    def created_at_before(self) -> int:
-        """Intercom's inclusive upper bound: the last second of the window."""
-        return self.end - 1
-
-    @property
-    def seconds(self) -> int:
-        """Length of the window."""
-        return self.end - self.start
-
-    def halves(self) -> tuple[Window, Window]:
-        """Split in two at a whole hour when possible (so split windows stay readable)."""
-        mid = self.start + self.seconds // 2
-        rounded = mid - mid % 3600
-        if self.start < rounded < self.end:
-            mid = rounded
-        return Window(self.start, mid), Window(mid, self.end)
-
-    def __str__(self) -> str:
-        """`2024-01-01T00:00:00+00:00 .. 2024-01-08T00:00:00+00:00`."""
-        return f"{iso(self.start)} .. {iso(self.end)}"
-
-
-def plan_windows(start: int, end: int, window_seconds: int) -> list[Window]:
-    """Consecutive windows from start to end, with no gap and no overlap."""
-    if window_seconds <= 0:
-        msg = "export window must be longer than zero seconds"
-        raise ValueError(msg)
-    windows = []
-    cursor = start
-    while cursor < end:
-        windows.append(Window(cursor, min(cursor + window_seconds, end)))
-        cursor = windows[-1].end
-    return windows
-
-
-@dataclass
-class Job:
-    """What Intercom says about one export job."""
-
-    job_id: str
-    status: str
-    download_url: str = ""
-    download_expires_at: int | None = None
-
-    @classmethod
-    def from_api(cls, body: dict) -> Job:
-        """Read Intercom's job model (tolerating its `job_identfier` misspelling)."""
-        job_id = body.get("job_identifier") or body.get("job_identfier") or body.get("id")
-        if not job_id:
-            msg = f"Intercom's export answer has no job_identifier: {sorted(body)}"
-            raise ExportError(msg)
-        expires = body.get("download_expires_at")
-        try:
-            expires_at = int(float(expires)) if expires not in (None, "") else None
-        except (TypeError, ValueError):
-            expires_at = None
-        return cls(
-            job_id=str(job_id),
-            status=str(body.get("status") or "").lower(),
-            download_url=str(body.get("download_url") or ""),
-            download_expires_at=expires_at,
-        )
-
-
-class ExportClient:
-    """Intercom's four export endpoints, spoken through an SDK stream."""
-
-    def __init__(self, stream: IntercomStream) -> None:
-        """Use the stream's base URL, headers, authenticator, session and retry policy."""
-        self.stream = stream
-        self.logger = stream.logger
-        self.base = stream.url_base
-
-    def _json(self, method: str, path: str, body: dict | None = None) -> dict:
-        response = self.stream.send(self.stream.prepare(method, self.base + path, json=body))
-        try:
-            return response.json()
-        except ValueError as exc:
-            msg = f"Intercom answered {method} {path} with something that is not JSON"
-            raise ExportError(msg) from exc
-        finally:
-            response.close()
-
-    def create(self, window: Window) -> Job:
-        """POST /export/content/data for one window."""
-        body = {
-            "created_at_after": window.created_at_after,
-            "created_at_before": window.created_at_before,
-        }
-        return Job.from_api(self._json("POST", "/export/content/data", body))
-
-    def status(self, job_id: str) -> Job:
-        """GET /export/content/data/{job_id}."""
-        return Job.from_api(self._json("GET", f"/export/content/data/{job_id}"))
-
-    def cancel(self, job_id: str) -> Job:
-        """POST /export/cancel/{job_id}."""
-        return Job.from_api(self._json("POST", f"/export/cancel/{job_id}"))
-
-    def download_url(self, job: Job) -> str:
-        """Where to fetch the archive: never a host other than the API's (it gets the token)."""
-        own = f"{self.base}/download/content/data/{job.job_id}"
-        if not job.download_url:
-            return own
-        given = urlsplit(job.download_url)
-        api = urlsplit(self.base)
-        if (given.scheme, given.netloc) == (api.scheme, api.netloc):
-            return job.download_url
-        self.logger.warning(
-            "Export job %s offers its download on %s://%s, not on the API host: "
-            "downloading from %s instead so the access token never leaves the API host.",
-            job.job_id,
-            given.scheme,
-            given.hostname,
-            own,
-        )
-        return own
-
-    def download(self, job: Job, dest: t.BinaryIO) -> int:
-        """Stream the archive into `dest`, never holding it in memory; return its size."""
-        request = self.stream.prepare(
-            "GET", self.download_url(job), headers={"Accept": "application/octet-stream"}
-        )
-        response = self.stream.send(request)
-        size = 0
-        with response:
-            expected = response.headers.get("Content-Length")
-            for chunk in response.iter_content(_DOWNLOAD_CHUNK):
-                dest.write(chunk)
-                size += len(chunk)
-        if expected and expected.isdigit() and int(expected) != size:
-            msg = f"download of job {job.job_id} was cut short: {size} of {expected} bytes"
-            raise ArchiveError(msg)
-        return size
 
 
 @dataclass
@@ -266,10 +103,6 @@ class WindowExport:
 
 class _Retry(Exception):
     """Internal: the job for this window must be created again (reason in the message)."""
-
-
-class _Split(Exception):
-    """Internal: this window must be exported as two halves (reason in the message)."""
 
 
 class ExportRunner:
@@ -336,7 +169,7 @@ class ExportRunner:
             window = queue.popleft()
             try:
                 result = self._export_window(window, resume_id)
-            except _Split as why:
+            except SplitWindow as why:
                 if window.seconds <= self.settings.min_window_seconds:
                     msg = (
                         f"Export window {window} {why}, and it cannot be split below "
@@ -371,7 +204,7 @@ class ExportRunner:
                 failures += why.args[0] in ("failed", "canceled")
                 if failures >= self.settings.create_attempts:
                     msg = f"its job failed or was canceled {failures} times (last: {job.job_id})"
-                    raise _Split(msg) from why
+                    raise SplitWindow(msg) from why
                 if attempts >= self.settings.max_jobs_per_window:
                     msg = (
                         f"Export window {window} needed {attempts} jobs and still has no "
@@ -544,7 +377,7 @@ class ExportRunner:
             try:
                 with handle:
                     result.download_bytes = self.client.download(job, handle)
-                archive = Archive.open(path)
+                archive = self.client.open_archive(path)
             except IntercomNotFoundError as exc:
                 path.unlink(missing_ok=True)
                 raise _Retry("expired", "has no download any more (HTTP 404)") from exc
@@ -578,36 +411,12 @@ class ExportRunner:
                 ", ".join(f"{m.name} ({m.newlines} lines)" for m in archive.members) or "no files",
                 result.download_seconds,
             )
-            unknown = sorted({m.name for m in archive.members if m.kind not in FILE_KINDS})
-            if unknown:
-                self.logger.warning(
-                    "Export job %s has file(s) of a kind this tap does not know, not emitted: %s. "
-                    "Upgrade the tap or report it so they get a stream.",
-                    job.job_id,
-                    ", ".join(unknown),
-                )
-            self._check_row_limit(result)
+            try:
+                self.client.inspect(job, result.window, archive)
+            except SplitWindow:
+                archive.path.unlink(missing_ok=True)
+                raise
             return
-
-    def _check_row_limit(self, result: WindowExport) -> None:
-        archive = result.archive
-        assert archive is not None  # noqa: S101 - set by the caller
-        lines = sum(m.newlines for m in archive.members if m.kind == "receipt")
-        # Newlines bound the row count from above (header and quoted newlines included), so
-        # only a file that could have reached the cap is counted exactly.
-        if lines < self.settings.row_limit:
-            return
-        rows = 0
-        for member in archive.members:
-            if member.kind == "receipt":
-                rows += _count_rows(archive, member)
-        if rows >= self.settings.row_limit:
-            archive.path.unlink(missing_ok=True)
-            msg = (
-                f"its {rows} receipts reach export_row_limit={self.settings.row_limit} "
-                "(Intercom cuts a job there), so the export was truncated"
-            )
-            raise _Split(msg)
 
     def cancel_current(self) -> None:
         """Cancel the job being polled (used on Ctrl-C); a completed job is left alone."""
@@ -623,8 +432,3 @@ class ExportRunner:
         self.logger.warning("Canceling export job %s on interrupt.", job.job_id)
         self._cancel_quietly(job.job_id)
 
-
-def _count_rows(archive: Archive, member: Member) -> int:
-    with archive.open_member(member) as stream:
-        _, rows = iter_csv(stream, DecodeCounter())
-        return sum(1 for _ in rows)

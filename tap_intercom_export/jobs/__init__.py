@@ -1,0 +1,1 @@
+"""The export-job engine shared by the message and the reporting export: windows, job lifecycle, archives."""
