@@ -198,3 +198,22 @@ def test_odd_summary_pages_are_reported(events_fake, caplog) -> None:
         f"contact {cid}: summary pages.next is not a link ({{'page': 2}}): later pages not read. "
         "1 summary item(s) without an event name were skipped." in caplog.text
     )
+
+
+def test_full_table_in_the_catalog_reads_every_summary(events_fake, now) -> None:
+    from tests.conftest import selection_catalog
+
+    fake = events_fake(contacts=10)
+    cfg = config(fake)
+    catalog = selection_catalog(cfg, {SUMMARIES})
+    for entry in catalog["streams"]:
+        if entry["tap_stream_id"] == SUMMARIES:
+            entry["replication_method"] = "FULL_TABLE"
+            for md in entry["metadata"]:
+                if md["breadcrumb"] == []:
+                    md["metadata"]["forced-replication-method"] = "FULL_TABLE"
+    first = run_tap(cfg, catalog=catalog)
+    fake.events.now = now.now = NOW + HOUR
+    before = len(fake.log)
+    run_tap(cfg, state=first.state, catalog=catalog)
+    assert len(summary_calls(fake, before)) == len(fake.events.contacts)

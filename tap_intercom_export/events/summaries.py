@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from singer_sdk import typing as th
+from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
 from tap_intercom_export.events.fanout import (
     DAY,
@@ -117,6 +118,8 @@ class ContactEventSummariesStream(ContactFanOutStream):
             reason = "no bookmark (first run, or run without state such as --full-refresh)"
         elif days == 0:
             reason = "event_summaries_full_refresh_days is 0"
+        elif self.replication_method != REPLICATION_INCREMENTAL:
+            reason = f"replication method {self.replication_method} in the catalog"
         elif full_at is None or now - full_at >= days * DAY:
             last = iso(full_at) if full_at is not None else "never"
             reason = f"last full read {last}, event_summaries_full_refresh_days={days}"
