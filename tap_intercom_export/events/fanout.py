@@ -85,7 +85,7 @@ class NewEvents:
 
     after: int
     until: int
-    #: Contact id -> creation time of its newest event in the range; contacts without none.
+    #: Contact id -> creation time of its newest event in the range (contacts with none: absent).
     newest: dict[str, int] = field(default_factory=dict)
 
 
@@ -399,6 +399,3 @@ class ContactFanOutStream(IntercomStream):
         self.contact_done(result)
         yield from result.records
         progress.maybe_log()
-
-
-#: Who the event (or summary) belongs to, and its name: shared by both streams.
