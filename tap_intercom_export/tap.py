@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from singer_sdk import Tap
+from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
 from tap_intercom_export.content import streams
@@ -129,6 +129,16 @@ class TapIntercomExport(Tap):
             "the next run. Covers Intercom's ingestion delay so that no late event falls behind "
             "the bookmark.",
         ),
+        th.Property(
+            "event_summaries_full_refresh_days",
+            th.IntegerType,
+            default=7,
+            title="Event summaries full re-read (days)",
+            description="contact_event_summaries re-reads only the summaries of contacts with "
+            "events created since the last run, and every contact's summary once this many days "
+            "have passed since the last full read (catching deleted, backdated or late events). "
+            "0 = every run reads every summary.",
+        ),
     ).to_dict()
 
     def discover_streams(self) -> list[IntercomStream]:
@@ -139,6 +149,10 @@ class TapIntercomExport(Tap):
             *(cls(self) for cls in streams.MESSAGE_STAT_STREAMS),
             *(cls(self) for cls in event_streams.EVENT_STREAMS),
         ]
+
+    def load_streams(self) -> list[Stream]:
+        """The SDK's streams (by name), contact_events before contact_event_summaries."""
+        return sorted(super().load_streams(), key=event_streams.sync_order)
 
 
 if __name__ == "__main__":

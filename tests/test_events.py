@@ -342,7 +342,12 @@ def test_summaries_count_every_event_including_older_than_90_days(events_fake) -
         (r["contact_id"], r["event_name"], r["count"], r["first"], r["last"]) for r in records
     ] == want
     assert any(r["first"] < iso(NOW - LISTABLE_SECONDS) for r in records)
-    assert run.state["bookmarks"].get(SUMMARIES, {}).get("replication_key_value") is None
+    # A first run reads every summary and remembers that it did (tests/test_events_summaries.py).
+    assert run.state["bookmarks"][SUMMARIES] == {
+        "replication_key": "last",
+        "replication_key_value": iso(NOW - SETTLE),
+        "full_read_at": iso(NOW),
+    }
 
 
 def test_end_date_caps_the_range_and_the_bookmark(events_fake) -> None:

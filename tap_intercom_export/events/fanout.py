@@ -15,6 +15,7 @@ import json
 import threading
 import time
 import typing as t
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,8 +30,9 @@ from tap_intercom_export.errors import (
     IntercomNotFoundError,
     IntercomRetriableError,
 )
+from tap_intercom_export.events.progress import Progress
 from tap_intercom_export.events.ratelimit import RateLimiter
-from tap_intercom_export.timeutil import iso, unix
+from tap_intercom_export.timeutil import iso
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -65,6 +67,8 @@ class ContactResult:
     gone: bool = False
     #: Something the operator should know about this contact (logged as a warning).
     note: str | None = None
+    #: Creation time of the contact's newest event in the run's range (contact_events only).
+    newest: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,28 @@ class EventRange:
 
     after: int
     until: int
+
+
+@dataclass
+class NewEvents:
+    """The contacts a complete contact_events run saw events of, created in (after, until]."""
+
+    after: int
+    until: int
+    #: Contact id -> creation time of its newest event in the range (contacts with none: absent).
+    newest: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class SharedRun:
+    """What the event streams of one tap run share: the rate limiter and the new events seen."""
+
+    limiter: RateLimiter
+    new_events: NewEvents | None = None
+
+
+# Keyed by the tap object, so that each tap run (and each test's tap) starts afresh.
+_SHARED: weakref.WeakKeyDictionary[t.Any, SharedRun] = weakref.WeakKeyDictionary()
 
 
 def event_key(contact_id: str, event_name: str, created_at: int) -> str:
@@ -102,8 +128,8 @@ def page_id(path_and_query: str) -> tuple:
     return parts.path, tuple(sorted(parse_qsl(parts.query, keep_blank_values=True)))
 
 
-def positive_int(config: t.Mapping[str, t.Any], key: str, default: int) -> int:
-    """An integer setting that must be at least 1, with an error that names it."""
+def positive_int(config: t.Mapping[str, t.Any], key: str, default: int, minimum: int = 1) -> int:
+    """An integer setting that must be at least `minimum`, with an error that names it."""
     value = config.get(key)
     if value in (None, ""):
         return default
@@ -111,75 +137,24 @@ def positive_int(config: t.Mapping[str, t.Any], key: str, default: int) -> int:
         # Through str() so that 2.5 or true are refused rather than truncated.
         number = int(str(value))
     except ValueError:
-        number = 0
-    if number < 1:
+        number = minimum - 1
+    if number < minimum:
         msg = (
-            f"Setting {key}={value!r} is invalid: use a whole number of at least 1 "
+            f"Setting {key}={value!r} is invalid: use a whole number of at least {minimum} "
             f"(default {default})."
         )
         raise ConfigError(msg)
     return number
 
 
-class _Progress:
-    """Counts a fan-out run and logs a line a person can follow every `every` seconds."""
-
-    def __init__(self, stream: ContactFanOutStream, limiter: RateLimiter, every: float) -> None:
-        self.stream = stream
-        self.limiter = limiter
-        self.every = every
-        self.started = stream.monotonic()
-        self.next_log = self.started + every
-        self.total: int | None = None
-        self.contacts = 0
-        self.records = 0
-        self.gone = 0
-
-    def until_next(self) -> float:
-        """Seconds until the next progress line is due."""
-        return max(self.next_log - self.stream.monotonic(), 0.01)
-
-    def maybe_log(self) -> None:
-        """Log a progress line when one is due."""
-        if self.stream.monotonic() >= self.next_log:
-            self.log()
-
-    def log(self, *, final: bool = False) -> None:
-        """Log contacts done/total, records, requests per second and time waited."""
-        now = self.stream.monotonic()
-        self.next_log = now + self.every
-        elapsed = max(now - self.started, 1e-9)
-        done = f"{self.contacts:,}"
-        eta = ""
-        if self.total:
-            done += f"/{self.total:,} contacts ({100 * self.contacts / self.total:.1f} %)"
-            if not final and self.contacts:
-                left = elapsed / self.contacts * max(self.total - self.contacts, 0)
-                eta = (
-                    f", about {left / 60:.0f} min left"
-                    if left >= 60
-                    else f", about {left:.0f} s left"
-                )
-        else:
-            done += " contacts"
-        limiter = self.limiter
-        self.stream.logger.info(
-            "%s %s: %s, %s %s, %s requests (%.1f/s) in %.1f s, %.1f s waited on rate limits "
-            "(%d pause(s), %d 429(s)), %d contact(s) gone%s.",
-            self.stream.name,
-            "done" if final else "progress",
-            done,
-            f"{self.records:,}",
-            self.stream.record_label,
-            f"{limiter.requests:,}",
-            limiter.requests / elapsed,
-            elapsed,
-            limiter.waited_now(),
-            limiter.pauses,
-            limiter.rate_limited,
-            self.gone,
-            eta,
-        )
+def settle_seconds(config: t.Mapping[str, t.Any]) -> int:
+    """`event_settle_seconds`: how old an event must be before a run counts it as read."""
+    settle = config.get("event_settle_seconds")
+    settle = DEFAULT_SETTLE_SECONDS if settle in (None, "") else int(settle)
+    if settle < 0:
+        msg = f"Setting event_settle_seconds={settle} is invalid: use 0 or more seconds."
+        raise ConfigError(msg)
+    return settle
 
 
 class ContactFanOutStream(IntercomStream):
@@ -212,7 +187,16 @@ class ContactFanOutStream(IntercomStream):
         self._sessions_lock = threading.Lock()
         self.limiter = RateLimiter(logger=self.logger)
         self._slots = threading.BoundedSemaphore(1)
-        self.progress: _Progress | None = None
+        self.progress: Progress | None = None
+
+    def shared(self) -> SharedRun:
+        """The state both event streams of this tap share (created by the first to ask)."""
+        # One limiter for both streams: a stream starting right after the other has used up
+        # Intercom's window must wait for its reset instead of collecting 429s.
+        shared = _SHARED.get(self._tap)
+        if shared is None:
+            shared = _SHARED[self._tap] = SharedRun(RateLimiter(logger=self._tap.logger))
+        return shared
 
     # -- request path shared by the workers ---------------------------------------------------
 
@@ -355,6 +339,17 @@ class ContactFanOutStream(IntercomStream):
         """Log what the run will read; False when there is nothing to read."""
         return True
 
+    def contacts_to_read(self) -> t.Iterator[Contact]:
+        """The contacts this run reads: every contact unless a stream narrows it."""
+        return self.iter_contacts()
+
+    def contact_done(self, result: ContactResult) -> None:
+        """Called in the main thread, in listing order, as each contact's records go out."""
+
+    def wants_new_events(self) -> bool:
+        """Whether this stream, selected, would use what contact_events sees this run."""
+        return False
+
     def finish_run(self) -> None:
         """Called once every contact has been read and its records emitted."""
 
@@ -363,14 +358,14 @@ class ContactFanOutStream(IntercomStream):
         workers = self.concurrency()
         if not self.start_run():
             return
-        self.limiter = RateLimiter(logger=self.logger)
+        self.limiter = self.shared().limiter
         self._slots = threading.BoundedSemaphore(workers)
-        self.progress = progress = _Progress(self, self.limiter, self.progress_every)
+        self.progress = progress = Progress(self, self.limiter, self.progress_every)
         pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name)
         pending: deque[cf.Future[ContactResult]] = deque()
         depth = workers * self.window_per_worker
         try:
-            for contact in self.iter_contacts():
+            for contact in self.contacts_to_read():
                 pending.append(pool.submit(self._read_or_skip, contact))
                 while pending and (len(pending) >= depth or pending[0].done()):
                     yield from self._emit(pending.popleft(), progress)
@@ -382,7 +377,7 @@ class ContactFanOutStream(IntercomStream):
         progress.log(final=True)
         self.finish_run()
 
-    def _emit(self, future: cf.Future[ContactResult], progress: _Progress) -> t.Iterator[dict]:
+    def _emit(self, future: cf.Future[ContactResult], progress: Progress) -> t.Iterator[dict]:
         while True:
             try:
                 result = future.result(timeout=progress.until_next())
@@ -401,8 +396,6 @@ class ContactFanOutStream(IntercomStream):
             self.logger.warning("%s: contact %s: %s", self.name, contact.id, result.note)
         progress.contacts += 1
         progress.records += len(result.records)
+        self.contact_done(result)
         yield from result.records
         progress.maybe_log()
-
-
-#: Who the event (or summary) belongs to, and its name: shared by both streams.

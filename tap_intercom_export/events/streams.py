@@ -7,41 +7,35 @@ the fan-out over contacts lives in fanout.py.
 
 from __future__ import annotations
 
-import time
 import typing as t
 from urllib.parse import urlencode
 
 from singer_sdk import typing as th
 
 from tap_intercom_export.client import DEFAULT_START_DAYS, config_time
-from tap_intercom_export.errors import ConfigError
 from tap_intercom_export.events.fanout import (
     DAY,
     DEFAULT_EVENTS_PER_PAGE,
-    DEFAULT_SETTLE_SECONDS,
     LISTABLE_DAYS,
     Contact,
     ContactFanOutStream,
     ContactResult,
     EventRange,
-    page_id,
+    NewEvents,
     event_key,
+    page_id,
     positive_int,
-    rfc3339,
+    settle_seconds,
+)
+from tap_intercom_export.events.summaries import (
+    CONTACT_EVENT_PROPERTIES,
+    ContactEventSummariesStream,
 )
 from tap_intercom_export.timeutil import iso, unix
 
 if t.TYPE_CHECKING:
+    from singer_sdk import Stream
     from singer_sdk.helpers.types import Context
-
-
-_CONTACT_EVENT_PROPERTIES = (
-    th.Property("contact_id", th.StringType, required=True, description="Intercom's contact id"),
-    th.Property("contact_role", th.StringType, description="user or lead"),
-    th.Property("user_id", th.StringType, description="Your id for the user (external_id)"),
-    th.Property("email", th.StringType),
-    th.Property("event_name", th.StringType, required=True),
-)
 
 
 class ContactEventsStream(ContactFanOutStream):
@@ -69,7 +63,7 @@ class ContactEventsStream(ContactFanOutStream):
             description="Synthetic key: a hash of contact_id, event_name and created_at, the "
             "fields Intercom deduplicates events on (events have no id of their own).",
         ),
-        *_CONTACT_EVENT_PROPERTIES,
+        *CONTACT_EVENT_PROPERTIES,
         th.Property("created_at", th.DateTimeType, required=True),
         th.Property(
             "metadata",
@@ -83,6 +77,7 @@ class ContactEventsStream(ContactFanOutStream):
         """No range is planned until the run starts."""
         super().__init__(*args, **kwargs)
         self.range: EventRange | None = None
+        self.new_events: NewEvents | None = None
 
     def per_page(self) -> int:
         """Events asked for per page (`events_per_page`)."""
@@ -100,12 +95,7 @@ class ContactEventsStream(ContactFanOutStream):
         if self.range is not None:
             return self.range
         now = int(self.wall_clock())
-        settle = self.config.get("event_settle_seconds")
-        settle = DEFAULT_SETTLE_SECONDS if settle in (None, "") else int(settle)
-        if settle < 0:
-            msg = f"Setting event_settle_seconds={settle} is invalid: use 0 or more seconds."
-            raise ConfigError(msg)
-        until = now - settle
+        until = now - settle_seconds(self.config)
         end = config_time(self.config, "end_date")
         if end is not None:
             until = min(until, end - 1)
@@ -175,7 +165,19 @@ class ContactEventsStream(ContactFanOutStream):
             self.concurrency(),
             iso(rng.until),
         )
+        # contact_event_summaries re-reads only the summaries of contacts with new events:
+        # note them while reading, so that it need not list every contact's events again.
+        wanted = any(
+            isinstance(s, ContactFanOutStream) and s.wants_new_events()
+            for s in self._tap.streams.values()
+        )
+        self.new_events = NewEvents(rng.after, rng.until) if wanted else None
         return True
+
+    def contact_done(self, result: ContactResult) -> None:
+        """Note a contact with events in the range (for contact_event_summaries)."""
+        if self.new_events is not None and result.newest is not None:
+            self.new_events.newest[result.contact.id] = result.newest
 
     def finish_run(self) -> None:
         """Every contact is read: the bookmark may now claim the whole range."""
@@ -184,6 +186,8 @@ class ContactEventsStream(ContactFanOutStream):
             {self.replication_key: iso(rng.until)}, replication_key=self.replication_key
         )
         self.range = None
+        # Only a run that read every contact may tell which contacts have nothing new.
+        self.shared().new_events, self.new_events = self.new_events, None
 
     def read_contact(self, contact: Contact) -> ContactResult:
         """One contact's events in range, newest first, paging until they are older than it."""
@@ -210,6 +214,7 @@ class ContactEventsStream(ContactFanOutStream):
                     older = True
                     continue
                 result.records.append(self.record(contact, event, created))
+                result.newest = max(result.newest or created, created)
             if older:
                 break
             nxt = (body.get("pages") or {}).get("next")
@@ -243,56 +248,13 @@ class ContactEventsStream(ContactFanOutStream):
         }
 
 
-class ContactEventSummariesStream(ContactFanOutStream):
-    """Per contact and event name: count, first and last time (older than 90 days included)."""
-
-    # Full table: counts change with every new event and carry no update time to be
-    # incremental on, so each run reads every contact's summary (one request per contact).
-
-    name = "contact_event_summaries"
-    path = "/events"
-    primary_keys = ("contact_id", "event_name")
-    record_label = "summaries"
-
-    schema = th.PropertiesList(
-        *_CONTACT_EVENT_PROPERTIES,
-        th.Property("count", th.IntegerType, description="Events of this name, all time"),
-        th.Property("first", th.DateTimeType, description="When the first one was created"),
-        th.Property("last", th.DateTimeType, description="When the last one was created"),
-        th.Property("description", th.StringType),
-    ).to_dict()
-
-    def start_run(self) -> bool:
-        """Say what a full-table run reads."""
-        self.logger.info(
-            "%s: reading every contact's event summary (full table), max_concurrent_requests=%d.",
-            self.name,
-            self.concurrency(),
-        )
-        return True
-
-    def read_contact(self, contact: Contact) -> ContactResult:
-        """One contact's summary: one record per event name."""
-        query = urlencode({"type": "user", "intercom_user_id": contact.id, "summary": "true"})
-        body = self.get_json(f"/events?{query}")
-        result = ContactResult(contact)
-        for item in body.get("events") or []:
-            if not isinstance(item, dict) or not item.get("name"):
-                continue
-            result.records.append(
-                {
-                    "contact_id": contact.id,
-                    "contact_role": contact.role,
-                    "user_id": body.get("user_id") or contact.user_id,
-                    "email": body.get("email") or contact.email,
-                    "event_name": str(item["name"]),
-                    "count": item.get("count"),
-                    "first": rfc3339(item.get("first")),
-                    "last": rfc3339(item.get("last")),
-                    "description": item.get("description"),
-                }
-            )
-        return result
-
-
 EVENT_STREAMS: list[type[ContactFanOutStream]] = [ContactEventsStream, ContactEventSummariesStream]
+
+
+def sync_order(stream: Stream) -> tuple[str, int]:
+    """Sort key: by name, but contact_event_summaries right after contact_events."""
+    # The summaries stream re-reads only contacts with new events, which contact_events notes
+    # while it reads them, so it must run first (the SDK sorts by name: summaries first).
+    if isinstance(stream, ContactEventSummariesStream):
+        return ContactEventsStream.name, 1
+    return stream.name, 0

@@ -1,8 +1,10 @@
 """The fake's contacts and data events: a deterministic workspace, Intercom's 90-day listing cut.
 
-Contacts are listed with cursor pagination (`GET /contacts`), each contact's events with
-`GET /events?type=user&intercom_user_id=...` newest first, `per_page` honoured and
-`pages.next` absolute; `summary=true` counts every event, older than 90 days included.
+Contacts are listed with cursor pagination (`GET /contacts`) whose cursors are standard base64
+(`+`, `/`, `=`, as Intercom's are), each contact's events with
+`GET /events?type=user&intercom_user_id=...` newest first, `per_page` honoured and `pages.next`
+an absolute link with `before=<milliseconds>` as in Intercom's reference; `summary=true` counts
+every event, older than 90 days included, and may itself be paged (`summary_per_page`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import unquote, urlencode
 
+from tap_intercom_export.fake_intercom.eventdata import (
+    DAY,
+    FakeContact,
+    FakeEvent,
+    free_millis,
+    generate,
+)
 from tap_intercom_export.fake_intercom.server import (
     FakeIntercom,
     Request,
@@ -23,7 +32,6 @@ from tap_intercom_export.fake_intercom.server import (
     error_body,
 )
 
-DAY = 86400
 #: Intercom lists only events less than 90 days old.
 LISTABLE_SECONDS = 90 * DAY
 EVENTS_DEFAULT_PER_PAGE = 15
@@ -31,110 +39,38 @@ CONTACTS_DEFAULT_PER_PAGE = 50
 CONTACTS_MAX_PER_PAGE = 150
 
 #: `build()` keyword arguments that configure the events routes.
-OPTIONS = frozenset({"contacts", "events_now", "events_per_contact", "events_days", "events_delay"})
-
-EVENT_NAMES = ["signed-up", "ordered-item", "invited-friend", "viewed-pricing"]
-
-
-@dataclass
-class FakeContact:
-    """A user or lead of the workspace."""
-
-    id: str
-    role: str
-    external_id: str | None
-    email: str | None
-    created_at: int
-
-    def body(self) -> dict:
-        """The contact object as `GET /contacts` returns it."""
-        return {
-            "type": "contact",
-            "id": self.id,
-            "workspace_id": "fakews",
-            "external_id": self.external_id,
-            "role": self.role,
-            "email": self.email,
-            "created_at": self.created_at,
-            "updated_at": self.created_at,
-        }
+OPTIONS = frozenset(
+    {
+        "contacts",
+        "events_now",
+        "events_per_contact",
+        "events_days",
+        "events_delay",
+        "summary_per_page",
+    }
+)
 
 
-@dataclass
-class FakeEvent:
-    """One data event of a contact."""
-
-    name: str
-    created_at: int
-    metadata: dict | None = None
-
-
-def _metadata(name: str, created_at: int, n: int) -> dict | None:
-    """Metadata of every type Intercom stores: text, numbers, dates, links, rich links, money."""
-    if name == "signed-up":
-        return {
-            "plan": ["free", "pro", "team"][n % 3],
-            "seats": n % 5 + 1,
-            "trial_end_date": created_at + 14 * DAY,
-        }
-    if name == "ordered-item":
-        return {
-            "order_number": f"ord-{n:05d}",
-            "invoice": f"https://shop.example.com/invoices/{n}",
-            "price": {"amount": 3499 + n, "currency": "eur"},
-            "ratio": 0.25 + n % 4,
-        }
-    if name == "invited-friend":
-        return {
-            "invitee_email": f"friend{n}+invite@example.org",
-            "article": {"url": f"https://help.example.com/a/{n}", "value": "Inviting your team"},
-        }
-    return None
-
-
-def generate(
-    now: int, contacts: int, per_contact: int, days: int
-) -> tuple[list[FakeContact], dict[str, list[FakeEvent]]]:
-    """A deterministic workspace: every third contact a lead, events over `days` before `now`."""
-    people: list[FakeContact] = []
-    events: dict[str, list[FakeEvent]] = {}
-    span = days * DAY
-    for i in range(contacts):
-        cid = f"6{i:023x}"
-        lead = i % 3 == 2
-        email = (
-            None
-            if i % 7 == 6
-            else (f"person{i}+tag@example.com" if i % 2 else f"person{i}@example.com")
-        )
-        contact = FakeContact(
-            cid, "lead" if lead else "user", None if lead else f"user-{i}", email, now - span - i
-        )
-        people.append(contact)
-        count = (i * 5) % (per_contact + 1)
-        seen: set[tuple[str, int]] = set()
-        mine = []
-        for j in range(count):
-            name = EVENT_NAMES[(i + j) % len(EVENT_NAMES)]
-            # Knuth's multiplicative hash spreads events evenly over the span, deterministically.
-            created = now - 1 - ((i * 1_000_003 + j * 7_919) * 2_654_435_761 % 2**32) % span
-            if (name, created) in seen:
-                continue
-            seen.add((name, created))
-            mine.append(FakeEvent(name, created, _metadata(name, created, i * 100 + j)))
-        events[cid] = mine
-    return people, events
+#: Bytes that make every cursor contain `+`, `/` and `=` once base64-encoded, like real ones.
+_CURSOR_PREFIX = b"\xfb\xef\xff"
 
 
 def _token(i: int) -> str:
-    return base64.urlsafe_b64encode(f"cursor:{i}".encode()).decode()
+    raw = _CURSOR_PREFIX + f"cursor:{i}".encode()
+    if len(raw) % 3 == 0:
+        raw += b"!"  # keep the `=` padding
+    return base64.b64encode(raw).decode()
 
 
 def _untoken(token: str) -> int | None:
+    # Strict, as a server is: a `+` sent unencoded arrives as a space and is refused.
     try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
+        raw = base64.b64decode(token.encode(), validate=True)
+    except ValueError:
         return None
+    if not raw.startswith(_CURSOR_PREFIX):
+        return None
+    text = raw[len(_CURSOR_PREFIX) :].rstrip(b"!").decode(errors="replace")
     prefix, _, rest = text.partition(":")
     return int(rest) if prefix == "cursor" and rest.isdigit() else None
 
@@ -162,6 +98,8 @@ class EventsAPI:
     looping: set[str] = field(default_factory=set)
     #: Answer the last page of contacts with a `next` cursor that was already sent.
     looping_contacts: bool = False
+    #: Event names per page of a summary (Intercom's example pages them); None: one page.
+    summary_per_page: int | None = None
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -190,7 +128,8 @@ class EventsAPI:
     ) -> None:
         """Record an event for a contact (as if submitted to Intercom)."""
         with self.lock:
-            self.events.setdefault(contact_id, []).append(FakeEvent(name, created_at, metadata))
+            mine = self.events.setdefault(contact_id, [])
+            mine.append(FakeEvent(name, created_at, metadata, free_millis(mine, created_at)))
 
     def contact(self, contact_id: str) -> FakeContact | None:
         """A contact that still exists."""
@@ -204,7 +143,7 @@ class EventsAPI:
         with self.lock:
             mine = list(self.events.get(contact_id, []))
         shown = [e for e in mine if now - LISTABLE_SECONDS < e.created_at <= now]
-        return sorted(shown, key=lambda e: (-e.created_at, e.name))
+        return sorted(shown, key=lambda e: -e.created_ms)
 
     def event_body(self, contact: FakeContact, event: FakeEvent) -> dict:
         """An event object as Intercom lists it."""
@@ -298,18 +237,22 @@ class EventsAPI:
                     status, error_body("server_error" if status >= 500 else "forbidden", "Refused")
                 )
             if req.arg("summary") == "true":
-                return Response(200, self._summary(contact))
+                return Response(200, self._summary(req, contact))
             per_page = int(req.arg("per_page") or EVENTS_DEFAULT_PER_PAGE)
-            offset = _untoken(req.arg("before") or "") or 0
             shown = self.listable(contact.id)
-            page = shown[offset : offset + per_page]
+            before = req.arg("before")
+            if before is not None:
+                if not before.isdigit():
+                    return Response(400, error_body("parameter_invalid", "before is invalid"))
+                shown = [e for e in shown if e.created_ms < int(before)]
+            page = shown[:per_page]
             pages: dict[str, t.Any] = {
-                "since": f"{self.fake.url}/events?type=user&intercom_user_id={contact.id}"
+                "since": self._link(req, since=str(self.current_time() * 1000), drop="before")
             }
-            if contact.id in self.looping and offset == 0:
-                pages["next"] = self._next(req, 0)
-            elif offset + per_page < len(shown):
-                pages["next"] = self._next(req, offset + per_page)
+            if contact.id in self.looping and before is None:
+                pages["next"] = self._link(req, drop="before")
+            elif len(shown) > per_page:
+                pages["next"] = self._link(req, before=str(page[-1].created_ms))
             body = {
                 "type": "event.list",
                 "events": [self.event_body(contact, e) for e in page],
@@ -333,13 +276,13 @@ class EventsAPI:
                 return None if found is None or found.id in self.deleted else found
         return None
 
-    def _next(self, req: Request, offset: int) -> str:
-        query = {k: v[0] for k, v in req.query.items() if k != "before"}
-        if offset:
-            query["before"] = _token(offset)
+    def _link(self, req: Request, drop: str = "", **params: str) -> str:
+        """An absolute `/events` link: the request's parameters, some replaced or dropped."""
+        query = {k: v[0] for k, v in req.query.items() if k != drop}
+        query.update(params)
         return f"{self.fake.url}/events?{urlencode(query)}"
 
-    def _summary(self, contact: FakeContact) -> dict:
+    def _summary(self, req: Request, contact: FakeContact) -> dict:
         with self.lock:
             mine = [
                 e for e in self.events.get(contact.id, []) if e.created_at <= self.current_time()
@@ -347,22 +290,30 @@ class EventsAPI:
         by_name: dict[str, list[int]] = {}
         for event in mine:
             by_name.setdefault(event.name, []).append(event.created_at)
-        return {
+        items = [
+            {
+                "name": name,
+                "first": _iso_ms(min(times)),
+                "last": _iso_ms(max(times)),
+                "count": len(times),
+                "description": None,
+            }
+            for name, times in sorted(by_name.items())
+        ]
+        body: dict[str, t.Any] = {
             "type": "event.summary",
             "email": contact.email,
             "intercom_user_id": contact.id,
             "user_id": contact.external_id,
-            "events": [
-                {
-                    "name": name,
-                    "first": _iso_ms(min(times)),
-                    "last": _iso_ms(max(times)),
-                    "count": len(times),
-                    "description": None,
-                }
-                for name, times in sorted(by_name.items())
-            ],
+            "events": items,
         }
+        size = self.summary_per_page
+        if size:
+            page = int(req.arg("page") or 1)
+            body["events"] = items[(page - 1) * size : page * size]
+            if page * size < len(items):
+                body["pages"] = {"type": "pages", "next": self._link(req, page=str(page + 1))}
+        return body
 
 
 def install(
@@ -373,11 +324,13 @@ def install(
     events_per_contact: int = 12,
     events_days: int = 120,
     events_delay: float = 0.0,
+    summary_per_page: int | None = None,
 ) -> EventsAPI:
     """Add the contacts and events routes to a fake; return the knobs."""
     anchor = int(_real_time()) if events_now is None else events_now
     people, events = generate(anchor, contacts, events_per_contact, events_days)
     api = EventsAPI(fake, people, events, now=events_now, delay=events_delay)
+    api.summary_per_page = summary_per_page
     fake.route("GET", r"/contacts", api.list_contacts)
     fake.route("GET", r"/contacts/([^/]+)", api.get_contact)
     fake.route("GET", r"/events", api.list_events)

@@ -1,0 +1,83 @@
+"""Progress lines of a fan-out run: contacts done, records, requests and rate-limit waits."""
+
+from __future__ import annotations
+
+import typing as t
+
+if t.TYPE_CHECKING:
+    from tap_intercom_export.events.fanout import ContactFanOutStream
+    from tap_intercom_export.events.ratelimit import RateLimiter
+
+
+class Progress:
+    """Counts a fan-out run and logs a line a person can follow every `every` seconds."""
+
+    def __init__(self, stream: ContactFanOutStream, limiter: RateLimiter, every: float) -> None:
+        """Start counting now; the limiter's counts so far belong to the streams before."""
+        # Both event streams share one limiter (it must know the window the other used up),
+        # so this run's numbers are the limiter's counts minus where they stood at the start.
+        self.stream = stream
+        self.limiter = limiter
+        self.every = every
+        self.started = stream.monotonic()
+        self.next_log = self.started + every
+        self.total: int | None = None
+        self.contacts = 0
+        self.records = 0
+        self.gone = 0
+        self._base = (limiter.requests, limiter.waited_now(), limiter.pauses, limiter.rate_limited)
+
+    @property
+    def requests(self) -> int:
+        """Requests this run sent (429s included)."""
+        return self.limiter.requests - self._base[0]
+
+    @property
+    def rate_limited(self) -> int:
+        """429 answers this run received."""
+        return self.limiter.rate_limited - self._base[3]
+
+    def until_next(self) -> float:
+        """Seconds until the next progress line is due."""
+        return max(self.next_log - self.stream.monotonic(), 0.01)
+
+    def maybe_log(self) -> None:
+        """Log a progress line when one is due."""
+        if self.stream.monotonic() >= self.next_log:
+            self.log()
+
+    def log(self, *, final: bool = False) -> None:
+        """Log contacts done/total, records, requests per second and time waited."""
+        now = self.stream.monotonic()
+        self.next_log = now + self.every
+        elapsed = max(now - self.started, 1e-9)
+        done = f"{self.contacts:,}"
+        eta = ""
+        if self.total:
+            done += f"/{self.total:,} contacts ({100 * self.contacts / self.total:.1f} %)"
+            if not final and self.contacts:
+                left = elapsed / self.contacts * max(self.total - self.contacts, 0)
+                eta = (
+                    f", about {left / 60:.0f} min left"
+                    if left >= 60
+                    else f", about {left:.0f} s left"
+                )
+        else:
+            done += " contacts"
+        self.stream.logger.info(
+            "%s %s: %s, %s %s, %s requests (%.1f/s) in %.1f s, %.1f s waited on rate limits "
+            "(%d pause(s), %d 429(s)), %d contact(s) gone%s.",
+            self.stream.name,
+            "done" if final else "progress",
+            done,
+            f"{self.records:,}",
+            self.stream.record_label,
+            f"{self.requests:,}",
+            self.requests / elapsed,
+            elapsed,
+            self.limiter.waited_now() - self._base[1],
+            self.limiter.pauses - self._base[2],
+            self.rate_limited,
+            self.gone,
+            eta,
+        )

@@ -1,0 +1,41 @@
+"""A smoke run of bench/bench_events.py: the counts it reports, not its timings."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_events.py"
+
+
+def load_bench():  # noqa: ANN201
+    """bench/bench_events.py as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_events", BENCH)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_smoke_run_counts(capsys) -> None:
+    bench = load_bench()
+    diet, rate = bench.main(
+        ["--contacts", "60", "--latency", "0", "--limit", "20", "--window", "1"]
+    )
+    out = capsys.readouterr().out
+    assert "utilisation of the limit" in out
+
+    assert diet.changed == 3  # 5 % of 60 contacts
+    assert diet.same_records
+    assert diet.full.requests >= 2 * diet.contacts
+    assert diet.every_summary.requests >= 2 * diet.contacts
+    assert diet.diet.requests <= 1.15 * diet.contacts
+    assert len(diet.diet.records[bench.SUMMARIES]) > 0
+
+    assert rate is not None
+    assert rate.run.rejected == 0
+    assert rate.run.requests >= 2 * diet.contacts
+    assert len(rate.per_window) >= 4  # several windows, so the limiter had to hold requests
+    assert max(rate.per_window) <= 20
