@@ -139,6 +139,18 @@ def intercom_error_detail(response: requests.Response) -> tuple[str, str | None]
     return text, code
 
 
+def _is_failed_job(response: requests.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return (
+        isinstance(body, dict)
+        and str(body.get("status") or "").lower() == "failed"
+        and bool(body.get("job_identifier") or body.get("job_identfier"))
+    )
+
+
 def rate_limit_wait(headers: t.Mapping[str, str], now: float) -> float | None:
     """Seconds until Intercom's rate-limit window resets, from `X-RateLimit-Reset`/`Retry-After`."""
     reset = headers.get("X-RateLimit-Reset")
@@ -196,9 +208,10 @@ class IntercomStream(RESTStream):
         message = f"Intercom answered HTTP {status} to {where}: {detail}"
         if status == 429 and _ACTIVE_JOB_MARKER in detail.lower():
             raise ExportJobActiveError(message, status, code)
-        if status == 504 and path.startswith("/export/content/data/"):
-            # Intercom reports a failed export job (usually one that ran over 12 hours)
-            # as HTTP 504 on its status endpoint; polling it again will not help.
+        if status == 504 and _is_failed_job(response):
+            # Intercom reports a failed export job (usually one that ran over 12 hours) as
+            # HTTP 504 whose body is the job model with status `failed`: polling again will not
+            # help. Any other 504 is a gateway timeout, retried below like every 5xx.
             raise ExportJobFailedError(message, status, code)
         if status == 429:
             wait = rate_limit_wait(response.headers, self.clock())

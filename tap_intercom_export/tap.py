@@ -6,6 +6,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 
 from tap_intercom_export.content import streams
+from tap_intercom_export.content.other import MessageOtherStatisticsStream
 from tap_intercom_export.events import streams as event_streams
 from tap_intercom_export.client import IntercomStream, check_config
 from tap_intercom_export.writer import BufferedMsgSpecWriter
@@ -137,6 +138,7 @@ class TapIntercomExport(Tap):
         return [
             streams.MessageExportJobsStream(self),
             *(cls(self) for cls in streams.MESSAGE_STAT_STREAMS),
+            MessageOtherStatisticsStream(self),
             *(cls(self) for cls in event_streams.EVENT_STREAMS),
         ]
 

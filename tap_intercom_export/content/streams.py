@@ -98,8 +98,12 @@ class MessageExportJobsStream(_ExportStream):
         # Declared per kind (not as a free-form map) so that flattening yields rows__receipt, ...
         th.Property(
             "rows",
-            th.ObjectType(*(th.Property(kind, th.IntegerType) for kind in FILE_KINDS)),
-            description="Rows emitted per file kind (selected streams only).",
+            th.ObjectType(
+                *(th.Property(kind, th.IntegerType) for kind in FILE_KINDS),
+                th.Property("other_statistics", th.IntegerType),
+            ),
+            description="Rows emitted per file kind (selected streams only); other_statistics: "
+            "rows of kinds without a typed stream, emitted to message_other_statistics.",
         ),
     ).to_dict()
 
