@@ -107,10 +107,11 @@ def check_config(config: t.Mapping[str, t.Any]) -> None:
         if value is not None and not (_is_number(value) and float(value) > 0):
             msg = f"Setting {key}={value!r} must be a number greater than zero."
             raise ConfigError(msg)
-    lookback = config.get("export_lookback_days")
-    if lookback is not None and not (_is_number(lookback) and float(lookback) >= 0):
-        msg = f"Setting export_lookback_days={lookback!r} must be a number of days, 0 or more."
-        raise ConfigError(msg)
+    for key, unit in (("export_lookback_days", "days"), ("export_lookback_interval_hours", "hours")):
+        value = config.get(key)
+        if value is not None and not (_is_number(value) and float(value) >= 0):
+            msg = f"Setting {key}={value!r} must be a number of {unit}, 0 or more."
+            raise ConfigError(msg)
     start, end = config_time(config, "start_date"), config_time(config, "end_date")
     if start is not None and end is not None and start >= end:
         msg = "Setting start_date must be before end_date."

@@ -99,11 +99,19 @@ class TapIntercomExport(Tap):
         th.Property(
             "export_lookback_days",
             th.NumberType,
-            default=0,
+            default=7,
             title="Export lookback (days)",
-            description="Re-export this many days before each bookmark on every run, to pick up "
-            "opens, clicks, replies ... that happened after a window was first exported "
-            "(Intercom only exports engagement that exists at export time). 0 = off.",
+            description="Re-export the messages of this many days before the bookmark in one job "
+            "reaching up to the run's end, to pick up opens, clicks, replies ... that happened "
+            "after their window was first exported. 0 = off.",
+        ),
+        th.Property(
+            "export_lookback_interval_hours",
+            th.NumberType,
+            default=24,
+            title="Export lookback interval (h)",
+            description="Run the lookback re-export at most once per this many hours (the state "
+            "remembers when it last ran); 0 = on every run.",
         ),
         th.Property(
             "max_concurrent_requests",

@@ -277,10 +277,11 @@ class _Handler(BaseHTTPRequestHandler):
         if resp.file:
             self._send_file(resp, int(truncate) if truncate else None)
             return
-        payload = b"" if resp.body is None else json.dumps(resp.body).encode()
         content_type = resp.content_type
         if isinstance(resp.body, bytes):  # a gateway's own page, not the API's JSON
             payload, content_type = resp.body, "text/html"
+        else:
+            payload = b"" if resp.body is None else json.dumps(resp.body).encode()
         self.send_response(resp.status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
