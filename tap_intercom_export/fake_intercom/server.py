@@ -358,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
         end=end,
         receipts_per_day=args.receipts_per_day,
         container=args.container,
+        invent_kind=True,  # so the demo shows message_other_statistics too
     ).start(port=args.port)
     if args.url_file:
         with open(args.url_file, "w") as fh:  # noqa: PTH123
