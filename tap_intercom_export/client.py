@@ -107,10 +107,11 @@ def check_config(config: t.Mapping[str, t.Any]) -> None:
         if value is not None and not (_is_number(value) and float(value) > 0):
             msg = f"Setting {key}={value!r} must be a number greater than zero."
             raise ConfigError(msg)
-    lookback = config.get("export_lookback_days")
-    if lookback is not None and not (_is_number(lookback) and float(lookback) >= 0):
-        msg = f"Setting export_lookback_days={lookback!r} must be a number of days, 0 or more."
-        raise ConfigError(msg)
+    for key, unit in (("export_lookback_days", "days"), ("export_lookback_interval_hours", "hours")):
+        value = config.get(key)
+        if value is not None and not (_is_number(value) and float(value) >= 0):
+            msg = f"Setting {key}={value!r} must be a number of {unit}, 0 or more."
+            raise ConfigError(msg)
     start, end = config_time(config, "start_date"), config_time(config, "end_date")
     if start is not None and end is not None and start >= end:
         msg = "Setting start_date must be before end_date."
@@ -137,6 +138,18 @@ def intercom_error_detail(response: requests.Response) -> tuple[str, str | None]
     if body.get("request_id"):
         text += f" (request_id {body['request_id']})"
     return text, code
+
+
+def _is_failed_job(response: requests.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return (
+        isinstance(body, dict)
+        and str(body.get("status") or "").lower() == "failed"
+        and bool(body.get("job_identifier") or body.get("job_identfier"))
+    )
 
 
 def rate_limit_wait(headers: t.Mapping[str, str], now: float) -> float | None:
@@ -196,9 +209,10 @@ class IntercomStream(RESTStream):
         message = f"Intercom answered HTTP {status} to {where}: {detail}"
         if status == 429 and _ACTIVE_JOB_MARKER in detail.lower():
             raise ExportJobActiveError(message, status, code)
-        if status == 504 and path.startswith("/export/content/data/"):
-            # Intercom reports a failed export job (usually one that ran over 12 hours)
-            # as HTTP 504 on its status endpoint; polling it again will not help.
+        if status == 504 and _is_failed_job(response):
+            # Intercom reports a failed export job (usually one that ran over 12 hours) as
+            # HTTP 504 whose body is the job model with status `failed`: polling again will not
+            # help. Any other 504 is a gateway timeout, retried below like every 5xx.
             raise ExportJobFailedError(message, status, code)
         if status == 429:
             wait = rate_limit_wait(response.headers, self.clock())

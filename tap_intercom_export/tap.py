@@ -6,6 +6,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
 from tap_intercom_export.content import streams
+from tap_intercom_export.content.other import MessageOtherStatisticsStream
 from tap_intercom_export.events import streams as event_streams
 from tap_intercom_export.client import IntercomStream, check_config
 from tap_intercom_export.writer import BufferedMsgSpecWriter
@@ -98,11 +99,19 @@ class TapIntercomExport(Tap):
         th.Property(
             "export_lookback_days",
             th.NumberType,
-            default=0,
+            default=7,
             title="Export lookback (days)",
-            description="Re-export this many days before each bookmark on every run, to pick up "
-            "opens, clicks, replies ... that happened after a window was first exported "
-            "(Intercom only exports engagement that exists at export time). 0 = off.",
+            description="Re-export the messages of this many days before the bookmark in one job "
+            "reaching up to the run's end, to pick up opens, clicks, replies ... that happened "
+            "after their window was first exported. 0 = off.",
+        ),
+        th.Property(
+            "export_lookback_interval_hours",
+            th.NumberType,
+            default=24,
+            title="Export lookback interval (h)",
+            description="Run the lookback re-export at most once per this many hours (the state "
+            "remembers when it last ran); 0 = on every run.",
         ),
         th.Property(
             "max_concurrent_requests",
@@ -147,6 +156,7 @@ class TapIntercomExport(Tap):
         return [
             streams.MessageExportJobsStream(self),
             *(cls(self) for cls in streams.MESSAGE_STAT_STREAMS),
+            MessageOtherStatisticsStream(self),
             *(cls(self) for cls in event_streams.EVENT_STREAMS),
         ]
 

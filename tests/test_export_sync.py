@@ -162,7 +162,7 @@ def test_no_data_window_counts_as_done(make_fake, waits) -> None:
     run = run_tap(export_config(fake))
     jobs = run.records("message_export_jobs")
     assert [j["status"] for j in jobs] == ["no_data", "completed", "completed"]
-    assert jobs[0]["rows"] == {kind: 0 for kind in FILE_KINDS}
+    assert jobs[0]["rows"] == {**{kind: 0 for kind in FILE_KINDS}, "other_statistics": 0}
     assert run.state["bookmarks"]["message_receipts"]["replication_key_value"] == "2023-11-14T00:00:00+00:00"
 
 
@@ -257,12 +257,14 @@ def test_lookback_re_exports_recent_windows_for_late_engagement(make_fake, waits
     fake = make_fake()
     first = run_tap(export_config(fake, end_date="2023-11-08T00:00:00Z"), select=["message_opens", "message_receipts"])
     second = run_tap(
-        export_config(fake, export_lookback_days=3), state=first.state, select=["message_opens", "message_receipts"]
+        export_config(fake, export_lookback_days=3, export_lookback_interval_hours=0),
+        state=first.state,
+        select=["message_opens", "message_receipts"],
     )
-    # The second run starts three days before the bookmark (2023-11-08) and runs to the end.
+    # The second run starts three days before the bookmark (2023-11-08) and, in one job, runs
+    # to the end (tests/test_lookback.py has why).
     assert [(b["created_at_after"], b["created_at_before"]) for b in creates(fake)][2:] == [
-        (START + 11 * DAY, START + 18 * DAY - 1),
-        (START + 18 * DAY, END - 1),
+        (START + 11 * DAY, END - 1),
     ]
     receipts = second.records("message_receipts")
     assert receipts[0]["received_at"] == "2023-11-05T00:00:00+00:00"
@@ -274,7 +276,7 @@ def test_lookback_re_exports_recent_windows_for_late_engagement(make_fake, waits
     assert "2023-11-08T00:00:00+00:00" in values and min(v for v in values if v) >= "2023-11-05"
 
 
-def test_unknown_file_kind_is_logged_not_fatal(make_fake, waits, caplog) -> None:
+def test_unknown_file_kind_is_logged_and_kept(make_fake, waits, caplog) -> None:
     from tap_intercom_export.fake_intercom.exports import write_archive
 
     def with_new_kind(job, path) -> None:
@@ -282,6 +284,10 @@ def test_unknown_file_kind_is_logged_not_fatal(make_fake, waits, caplog) -> None
                              ("hologram_view_20231025-000000.csv", b"receipt_id,viewed_at\nr1,1\n")], "zip")  # fmt: skip
 
     fake = make_fake(archive_override=with_new_kind)
-    run = run_tap(export_config(fake, end_date="2023-10-26T00:00:00Z"), select=["message_opens"])
+    run = run_tap(
+        export_config(fake, end_date="2023-10-26T00:00:00Z"), select=["message_opens", "message_other_statistics"]
+    )
     assert [r["receipt_id"] for r in run.records("message_opens")] == ["r1"]
-    assert "a kind this tap does not know, not emitted: hologram_view_20231025-000000.csv" in caplog.text
+    [other] = run.records("message_other_statistics")
+    assert (other["kind"], other["receipt_id"], other["data"]) == ("hologram_view", "r1", {"receipt_id": "r1", "viewed_at": "1"})
+    assert "kind 'hologram_view' (hologram_view_20231025-000000.csv), which has no typed stream" in caplog.text

@@ -25,6 +25,7 @@ import pytest
 from tap_intercom_export.timeutil import unix
 from tap_intercom_export.fake_intercom import FakeIntercom, build
 from tap_intercom_export.content.schemas import FILE_KINDS
+from tap_intercom_export.fake_intercom.message_stats import INVENTED_KIND
 from tap_intercom_export.tap import TapIntercomExport
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,7 +114,8 @@ def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
 @pytest.fixture
 def fake() -> t.Iterator[FakeIntercom]:
     """The fake Intercom API on loopback, with messages from before START to after LATER_END."""
-    api = build(token=TOKEN, start=unix(START) - 3 * DAY, end=unix(LATER_END) + 3 * DAY, receipts_per_day=24)
+    api = build(token=TOKEN, start=unix(START) - 3 * DAY, end=unix(LATER_END) + 3 * DAY, receipts_per_day=24,
+                invent_kind=True)  # fmt: skip
     api.start()
     yield api
     api.stop()
@@ -157,6 +159,9 @@ def expected_counts(fake: FakeIntercom, windows: list[tuple[str, str]]) -> dict[
         counts[spec.stream_name] = sum(
             len(fake.exports.dataset.rows(spec.kind, unix(a), unix(b) - 1)) for a, b in windows
         )
+    counts["message_other_statistics"] = sum(
+        len(fake.exports.dataset.rows(INVENTED_KIND, unix(a), unix(b) - 1)) for a, b in windows
+    )
     return counts
 
 

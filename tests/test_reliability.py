@@ -311,7 +311,9 @@ def _spawn(config: dict, tmp_path: Path, env: dict | None = None) -> subprocess.
     cfg.write_text(json.dumps(config))
     return subprocess.Popen(
         [sys.executable, "-m", "tap_intercom_export", "--config", str(cfg)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+        # Files, not pipes: nobody reads while the tap runs, and a full pipe would block it.
+        stdout=(tmp_path / "stdout").open("w"), stderr=(tmp_path / "stderr").open("w"), text=True,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
 
 
@@ -328,7 +330,7 @@ def test_ctrl_c_while_polling_cancels_our_job(make_fake, tmp_path) -> None:
     _wait_for(lambda: len(fake.calls("GET", r"/export/content/data/job0001")) >= 2)
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=20)
+    proc.wait(timeout=20)
     assert time.monotonic() - started < 5
     assert fake.exports.jobs["job0001"].status == "canceled"
     assert fake.calls("POST", r"/export/cancel/job0001")
@@ -344,7 +346,8 @@ def test_sigterm_mid_download_stops_promptly_and_resumes(make_fake, tmp_path, cl
     _wait_for(lambda: fake.calls("GET", r"/download/content/data/job0001"))
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=20)
+    proc.wait(timeout=20)
+    out = (tmp_path / "stdout").read_text()
     assert time.monotonic() - started < 5
     assert list(tmp.iterdir()) == []  # the partial download is gone
     states = [json.loads(line)["value"] for line in out.splitlines() if '"STATE"' in line]

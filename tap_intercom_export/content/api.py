@@ -31,6 +31,8 @@ class ContentExportClient(ExportClient):
         """Speak through `stream`; `row_limit` is Intercom's cap on the rows of one job."""
         super().__init__(stream)
         self.row_limit = row_limit
+        #: Unknown file kinds already named in a warning (once per kind and run).
+        self.reported_kinds: set[str] = set()
 
     def create_body(self, window: Window) -> dict[str, t.Any]:
         """Intercom's bounds are inclusive unix seconds on the messages' creation time."""
@@ -44,15 +46,18 @@ class ContentExportClient(ExportClient):
         return Archive.open(path, ContentNamer())
 
     def inspect(self, job: Job, window: Window, archive: Archive) -> None:  # noqa: ARG002
-        """Warn about unknown file kinds; split a window whose receipts reach the row cap."""
-        unknown = sorted({m.name for m in archive.members if m.kind not in FILE_KINDS})
-        if unknown:
-            self.logger.warning(
-                "Export job %s has file(s) of a kind this tap does not know, not emitted: %s. "
-                "Upgrade the tap or report it so they get a stream.",
-                job.job_id,
-                ", ".join(unknown),
-            )
+        """Name each new unknown file kind once; split a window whose receipts reach the row cap."""
+        for member in archive.members:
+            if member.kind not in FILE_KINDS and member.kind not in self.reported_kinds:
+                self.reported_kinds.add(member.kind)
+                self.logger.warning(
+                    "Export job %s has a file of kind %r (%s), which has no typed stream: its rows "
+                    "go to message_other_statistics (select it to keep them). Report the kind so "
+                    "it gets a stream of its own.",
+                    job.job_id,
+                    member.kind,
+                    member.name,
+                )
         lines = sum(m.newlines for m in archive.members if m.kind == "receipt")
         # Newlines bound the row count from above (header and quoted newlines included), so
         # only a file that could have reached the cap is counted exactly.

@@ -10,11 +10,20 @@ def _aliases() -> dict[str, str]:
     names: dict[str, str] = {}
     for kind in FILE_KINDS:
         head, _, tail = kind.rpartition("_")
-        plural_tail = tail[:-1] + "ies" if tail.endswith("y") else tail + "s"
+        plural_tail = _plural(tail)
         for name in (kind, kind + "s", f"{head}_{plural_tail}" if head else plural_tail):
             names[name] = kind
     names["answers_combined"] = "answer_combined"
+    names["fin_steps_reached"] = "fin_step_reached"
     return names
+
+
+def _plural(word: str) -> str:
+    if word.endswith("y"):
+        return word[:-1] + "ies"
+    if word.endswith(("s", "x", "ch", "sh")):
+        return word + "es"  # goal_success -> goal_successes
+    return word + "s"
 
 
 _KIND_ALIASES = _aliases()

@@ -27,7 +27,7 @@ first_unsubscribe first_hard_bounce first_soft_bounce first_spam_complaint first
 first_button_tap first_screen_view first_webhook_failure first_sms_failure first_whatsapp_failure
 first_push_failure first_answer first_keyword_reply first_people_reached_receipt
 first_checklist_step_receipt first_checklist_step_open first_checklist_step_click
-first_checklist_step_completion first_fin_helpful_answer"""
+first_checklist_step_completion first_fin_helpful_answer first_fin_step_reached"""
 
 _OVERVIEW_HEAD = """ruleset_id created_at audience_type content_title content_id content_type series_id
 series_title state last_sent_at last_state_change_by last_state_change_at last_edited_by
@@ -155,6 +155,26 @@ FILE_KINDS: dict[str, FileKind] = {
               "series_entry_record_id ruleset_id created_at"),
         _kind("overview", "message_overview", _overview_columns(),
               "ruleset_id content_id export_window_start"),
+        # Kinds seen in real archives beyond the reference's list (see export_csv_columns.md):
+        # each file holds one row per occurrence of its statistic.
+        _kind("goal_success", "message_goal_successes", "receipt_id goal_hit_at",
+              "receipt_id goal_hit_at"),
+        _kind("hard_bounce", "message_hard_bounces", "receipt_id hard_bounced_at",
+              "receipt_id hard_bounced_at"),
+        _kind("soft_bounce", "message_soft_bounces", "receipt_id soft_bounced_at",
+              "receipt_id soft_bounced_at"),
+        _kind("unsubscribe", "message_unsubscribes", "receipt_id unsubscribed_at",
+              "receipt_id unsubscribed_at"),
+        _kind("series_exit", "message_series_exits", "receipt_id exited_at",
+              "receipt_id exited_at"),
+        _kind("reaction", "message_reactions", "receipt_id reacted_at reaction",
+              "receipt_id reacted_at"),
+        _kind("tour_step_failure", "message_tour_step_failures",
+              "receipt_id step_id failed_selector failure_url failed_at",
+              "receipt_id step_id failed_at"),
+        _kind("fin_step_reached", "message_fin_steps_reached",
+              "receipt_id involved_at content_id content_type ruleset_id conversation_id",
+              "receipt_id content_id involved_at"),
     ]
 }  # fmt: skip
 

@@ -22,6 +22,7 @@ from singer_sdk.singerlib import RecordMessage
 
 from tap_intercom_export.client import DEFAULT_START_DAYS, IntercomStream, config_time
 from tap_intercom_export.content.api import ContentExportClient
+from tap_intercom_export.content.lookback import LAST_LOOKBACK, Lookback, describe
 from tap_intercom_export.content.schemas import FILE_KINDS, FileKind, RowTyper
 from tap_intercom_export.jobs.archive import DecodeCounter, iter_csv
 from tap_intercom_export.jobs.engine import ExportRunner, ExportSettings, WindowExport
@@ -98,8 +99,12 @@ class MessageExportJobsStream(_ExportStream):
         # Declared per kind (not as a free-form map) so that flattening yields rows__receipt, ...
         th.Property(
             "rows",
-            th.ObjectType(*(th.Property(kind, th.IntegerType) for kind in FILE_KINDS)),
-            description="Rows emitted per file kind (selected streams only).",
+            th.ObjectType(
+                *(th.Property(kind, th.IntegerType) for kind in FILE_KINDS),
+                th.Property("other_statistics", th.IntegerType),
+            ),
+            description="Rows emitted per file kind (selected streams only); other_statistics: "
+            "rows of kinds without a typed stream, emitted to message_other_statistics.",
         ),
     ).to_dict()
 
@@ -115,6 +120,8 @@ class MessageExportJobsStream(_ExportStream):
         super().__init__(*args, **kwargs)
         self.current: WindowExport | None = None
         self.runner: ExportRunner | None = None
+        #: When this run's lookback began, to be recorded in state once the run is done.
+        self.lookback_started: int | None = None
 
     @property
     def requests_session(self) -> requests.Session:
@@ -134,22 +141,43 @@ class MessageExportJobsStream(_ExportStream):
         )
 
     def plan(self, children: list[MessageStatStream]) -> list[Window]:
-        """Windows from the oldest selected stream's bookmark (less the lookback) to now."""
+        """Windows from the oldest selected stream's bookmark (less the lookback, when due) to now."""
         now = int(self.wall_clock())
         start_date = config_time(self.config, "start_date")
         default = start_date or now - DEFAULT_START_DAYS * 86400
-        lookback = int(float(self.config.get("export_lookback_days") or 0) * 86400)
         end = min(config_time(self.config, "end_date") or now, now)
+        saved = {child.name: child.saved_bookmark() for child in children}
+        # Engagement (opens, clicks, ...) of a message keeps arriving after it was sent: a due
+        # lookback re-exports the last `export_lookback_days` in one job reaching the run's end
+        # (see lookback.py for why one job, and why not on every run).
+        lookback = Lookback.from_config(self.config)
+        due = lookback.is_due(self.stream_state, now, has_bookmarks=any(v is not None for v in saved.values()))
+        self.lookback_started = now if due or LAST_LOOKBACK not in self.stream_state else None
+        back = lookback.seconds if due else 0
         for child in children:
-            saved = child.saved_bookmark()
-            child.high_water = saved or default
-            # Engagement (opens, clicks, ...) of a message keeps arriving after it was sent,
-            # and a window's export only holds what existed then: re-exporting the last
-            # `export_lookback_days` picks up what came later (loaders dedupe on the keys).
-            child.export_from = default if saved is None else max(saved - lookback, start_date or 0)
+            bookmark = saved[child.name]
+            child.high_water = bookmark or default
+            child.export_from = default if bookmark is None else max(bookmark - back, start_date or 0)
         self.high_water = max(self.saved_bookmark() or 0, min(c.high_water for c in children))
         start = min(child.export_from for child in children)
-        return plan_windows(start, end, self.export_settings().window_seconds)
+        window_seconds = self.export_settings().window_seconds
+        if not due:
+            return plan_windows(start, end, window_seconds)
+        windows = lookback.windows(start, end, window_seconds)
+        if windows:
+            bookmark = min(v for v in saved.values() if v is not None)
+            self.logger.info(describe(windows, bookmark, end))
+        return windows
+
+    def _remember_lookback(self) -> None:
+        # Written once every window of the run is done: a run that dies mid-lookback leaves
+        # the lookback due, so the next run does it again.
+        if self.lookback_started is None:
+            return
+        self.stream_state[LAST_LOOKBACK] = iso(self.lookback_started)
+        self.lookback_started = None
+        self.state_manager.is_flushed = False
+        self._write_state_message()
 
     def in_flight(self) -> tuple[Window, str] | None:
         """The job a previous run created but did not finish, from state."""
@@ -189,6 +217,7 @@ class MessageExportJobsStream(_ExportStream):
         windows = self.plan(children)
         if not windows:
             self.logger.info("Every selected message_* stream is up to date: nothing to export.")
+            self._remember_lookback()
             return
         self.logger.info(
             "Exporting %d window(s) from %s to %s for %s.",
@@ -223,6 +252,7 @@ class MessageExportJobsStream(_ExportStream):
                     result.job.job_id,
                     ", ".join(f"{k} {v} rows" for k, v in result.rows.items()) or "no rows",
                 )
+        self._remember_lookback()
 
     @contextlib.contextmanager
     def _cancel_job_on_ctrl_c(self) -> t.Iterator[None]:

@@ -11,6 +11,7 @@ import tarfile
 import tempfile
 import threading
 import typing as t
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,9 +23,11 @@ from tap_intercom_export.fake_intercom.server import (
     Response,
     _real_sleep,
     _real_time,
+    encoded_copy,
     error_body,
 )
 from tap_intercom_export.content.schemas import FILE_KINDS
+from tap_intercom_export.fake_intercom import message_stats
 
 SURVEY_QUESTIONS = [
     "How likely are you to recommend us to family and friends?",
@@ -32,8 +35,7 @@ SURVEY_QUESTIONS = [
 ]
 
 
-def _utc_text(ts: int) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+_utc_text = message_stats.utc_text
 
 
 @dataclass
@@ -47,6 +49,8 @@ class Dataset:
     start: int
     end: int
     receipts_per_day: int = 48
+    #: Seconds between a message and its engagement (opens, clicks, ...): days, to test lookback.
+    engagement_delay: int = 0
 
     @property
     def step(self) -> int:
@@ -63,8 +67,11 @@ class Dataset:
         last = (hi - self.start) // self.step
         return range(first, last + 1)
 
-    def rows(self, kind: str, after: int, before: int, limit: int | None = None) -> list[dict[str, str]]:
-        """The CSV rows of one kind for a job over [after, before]."""
+    def rows(
+        self, kind: str, after: int, before: int, limit: int | None = None, until: int | None = None
+    ) -> list[dict[str, str]]:
+        """The CSV rows of one kind for a job over [after, before] that sees engagement up to
+        `until` (None: all of it)."""
         indexes = self.receipt_indexes(after, before)
         if limit is not None:
             indexes = indexes[:limit]
@@ -73,13 +80,19 @@ class Dataset:
         out = []
         for i in indexes:
             row = self._row(kind, i)
-            if row is not None:
-                out.append(row)
+            if row is None or (until is not None and not message_stats.engaged_by(kind, row, until)):
+                continue
+            if until is not None and kind == "receipt":
+                message_stats.blank_late_firsts(row, until)
+            out.append(row)
         return out
 
     def _row(self, kind: str, i: int) -> dict[str, str] | None:  # noqa: C901, PLR0911
         c = self.start + i * self.step
+        e = c + self.engagement_delay  # engagement times are counted from here
         rid = f"rcpt-{i}"
+        if kind in message_stats.RULES:
+            return message_stats.row(kind, i, e)
         if kind == "receipt":
             row = dict.fromkeys(FILE_KINDS["receipt"].columns, "")
             row.update(
@@ -93,30 +106,31 @@ class Dataset:
                 created_via="series" if i % 3 == 0 else "manual",
                 receipt_id=rid,
                 received_at=str(c),
-                first_open=str(c + 60) if i % 2 == 0 else "",
-                first_click=_utc_text(c + 120) if i % 3 == 0 else "",
-                first_reply=str(c + 300) if i % 7 == 0 else "",
+                first_open=str(e + 60) if i % 2 == 0 else "",
+                first_click=_utc_text(e + 120) if i % 3 == 0 else "",
+                first_reply=str(e + 300) if i % 7 == 0 else "",
+                first_fin_step_reached=str(e + 30) if i % 6 == 5 else "",
             )
             return row
         rules: dict[str, tuple[int, int, t.Callable[[], dict[str, str]]]] = {
-            "open": (2, 0, lambda: {"opened_at": _utc_text(c + 60)}),
-            "click": (3, 0, lambda: {"clicked_at": str(c + 120), "link_type": "link",
+            "open": (2, 0, lambda: {"opened_at": _utc_text(e + 60)}),
+            "click": (3, 0, lambda: {"clicked_at": str(e + 120), "link_type": "link",
                                      "url": f"https://example.com/p?a=1,b={i}"}),
-            "reply": (7, 0, lambda: {"replied_at": str(c + 300)}),
-            "completion": (5, 0, lambda: {"completed_at": str(c + 400)}),
-            "series_completion": (13, 0, lambda: {"completed_at": str(c + 500),
+            "reply": (7, 0, lambda: {"replied_at": str(e + 300)}),
+            "completion": (5, 0, lambda: {"completed_at": str(e + 400)}),
+            "series_completion": (13, 0, lambda: {"completed_at": str(e + 500),
                                                   "completion_node_ruleset_id": "77"}),
-            "series_disengagement": (17, 0, lambda: {"disengaged_at": str(c + 600),
+            "series_disengagement": (17, 0, lambda: {"disengaged_at": str(e + 600),
                                                      "disengaged_node_ruleset_id": "78"}),
-            "dismissal": (4, 1, lambda: {"dismissed_at": _utc_text(c + 90)}),
-            "tour_step_view": (6, 0, lambda: {"step_id": str(i % 3), "viewed_at": str(c + 30)}),
-            "answer": (9, 0, lambda: {"answered_at": str(c + 700), "question_id": "q1",
+            "dismissal": (4, 1, lambda: {"dismissed_at": _utc_text(e + 90)}),
+            "tour_step_view": (6, 0, lambda: {"step_id": str(i % 3), "viewed_at": str(e + 30)}),
+            "answer": (9, 0, lambda: {"answered_at": str(e + 700), "question_id": "q1",
                                       "question": SURVEY_QUESTIONS[0], "response_type": "nps",
                                       "response": str(i % 11)}),
             "answer_combined": (9, 0, lambda: {
                 "user_id": f"user-{i % 97}", "user_external_id": "", "name": f"User {i % 97}",
                 "email": f"user{i % 97}@example.com", "company_id": "", "company_external_id": "",
-                "created_via": "manual", "received_at": str(c), "completed_at": str(c + 700),
+                "created_via": "manual", "received_at": str(c), "completed_at": str(e + 700),
                 SURVEY_QUESTIONS[0]: str(i % 11), SURVEY_QUESTIONS[1]: "Great, \"really\"",
             }),
             "checkpoint": (10, 0, lambda: {
@@ -165,7 +179,7 @@ def _csv_bytes(rows: list[dict[str, str]], columns: list[str]) -> bytes:
 
 def columns_of(kind: str) -> list[str]:
     """The header the fake writes for a kind (survey questions included for answer_combined)."""
-    cols = list(FILE_KINDS[kind].columns)
+    cols = message_stats.columns(kind)
     return cols + SURVEY_QUESTIONS if kind == "answer_combined" else cols
 
 
@@ -182,13 +196,18 @@ class FakeJob:
     archive: Path | None = None
     expires_at: int | None = None
 
-    def body(self, base_url: str, download_host: str | None) -> dict:
-        """Intercom's job model."""
+    def body(self, base_url: str, api: ExportAPI) -> dict:
+        """Intercom's job model, in the spelling and URL form `api` is set to."""
         url = ""
         if self.status in ("completed", "complete"):
-            url = f"{download_host or base_url}/download/content/data/{self.job_id}"
+            host = api.download_host or base_url
+            if api.download_url_form == "messages":  # the form of Intercom's own examples
+                name = f"message-data-export.{self.job_id}.{uuid.uuid5(uuid.NAMESPACE_URL, self.job_id)}"
+                url = f"{host}/download/messages/data/{name}.csv"
+            else:
+                url = f"{host}/download/content/data/{self.job_id}"
         return {
-            "job_identifier": self.job_id,
+            api.job_key_for(): self.job_id,
             "status": self.status,
             "download_url": url,
             "download_expires_at": str(self.expires_at) if self.expires_at and url else "",
@@ -213,6 +232,21 @@ class ExportAPI:
     download_delay: float = 0.0
     member_transform: t.Callable[[str, bytes], bytes] | None = None
     archive_override: t.Callable[[FakeJob, Path], None] | None = None
+    #: `download_url` form: "content" (`/download/content/data/{id}`) or "messages" (Intercom's
+    #: examples: `/download/messages/data/<name>.csv`; the content path then answers 404).
+    download_url_form: str = "content"
+    #: Key of the job id; None: as the API version spells it (`job_identfier` in 2.7 to 2.13).
+    job_key: str | None = None
+    #: Send downloads with `Content-Encoding` "gzip" or "deflate" (when the client accepts it).
+    content_encoding: str | None = None
+    #: Send downloads chunked, without Content-Length.
+    chunked: bool = False
+    #: How much engagement a job holds: message_stats.ALL_TIME or IN_RANGE (see there).
+    first_reading: str = message_stats.ALL_TIME
+    #: The fake's "now" for engagement (unix s; engagement after it has not happened yet).
+    now: t.Callable[[], float] | None = None
+    #: Add a file of a kind no tap knows (message_stats.INVENTED_KIND) to every archive.
+    invent_kind: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -223,6 +257,14 @@ class ExportAPI:
     def close(self) -> None:
         """Remove built archives."""
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def job_key_for(self) -> str:
+        """The job id's key in the job model."""
+        if self.job_key:
+            return self.job_key
+        major, _, minor = self.fake.version.partition(".")
+        misspelled = major == "2" and minor.isdigit() and 7 <= int(minor) <= 13  # noqa: PLR2004
+        return "job_identfier" if misspelled or self.fake.version in ("Preview", "Unstable") else "job_identifier"
 
     def active(self) -> FakeJob | None:
         """The job that blocks new ones, if any."""
@@ -244,7 +286,7 @@ class ExportAPI:
             script = self.next_scripts.pop(0) if self.next_scripts else self.status_script
             job = FakeJob(f"job{next(self._ids):04d}", after, before, list(script))
             self.jobs[job.job_id] = job
-        return Response(200, job.body(self.fake.url, self.download_host))
+        return Response(200, job.body(self.fake.url, self))
 
     def status(self, req: Request, m: t.Any) -> Response:
         """GET /export/content/data/{id}: each poll moves the job one step along its script."""
@@ -260,9 +302,10 @@ class ExportAPI:
                         job.status = "no_data"
                     else:
                         self._build(job)
-        if job.status == "failed_504":  # how Intercom reports a job that ran over 12 hours
-            return Response(504, error_body("job_failed", "The export job failed"))
-        return Response(200, job.body(self.fake.url, self.download_host))
+        if job.status == "failed_504":
+            # How Intercom reports a job that ran over 12 hours: HTTP 504, the job model as body.
+            return Response(504, {**job.body(self.fake.url, self), "status": "failed"})
+        return Response(200, job.body(self.fake.url, self))
 
     def cancel(self, req: Request, m: t.Any) -> Response:
         """POST /export/cancel/{id}."""
@@ -272,11 +315,13 @@ class ExportAPI:
         with self.lock:
             if job.status in ("pending", "in_progress"):
                 job.status = "canceled"
-        return Response(200, job.body(self.fake.url, self.download_host))
+        return Response(200, job.body(self.fake.url, self))
 
     def download(self, req: Request, m: t.Any) -> Response:
-        """GET /download/content/data/{id}."""
+        """GET /download/content/data/{id} or /download/messages/data/message-data-export.{id}.<uuid>.csv."""
         job = self.jobs.get(m.group(1))
+        if self.download_url_form == "messages" and "/content/" in req.path:
+            job = None
         if job is None or job.archive is None or not job.archive.exists():
             return Response(404, error_body("not_found", "Export not found"))
         if job.expires_at is not None and job.expires_at <= _real_time():
@@ -285,7 +330,12 @@ class ExportAPI:
             return Response(406, error_body("not_acceptable", "Accept: application/octet-stream required"))
         if self.download_delay:
             _real_sleep(self.download_delay)
-        return Response(200, file=str(job.archive))
+        headers = {"Transfer-Encoding": "chunked"} if self.chunked else {}
+        encoding = self.content_encoding
+        if encoding and encoding in req.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = encoding
+            return Response(200, file=str(encoded_copy(job.archive, encoding)), headers=headers)
+        return Response(200, file=str(job.archive), headers=headers)
 
     def _build(self, job: FakeJob) -> None:
         path = self.workdir / f"{job.job_id}.{self.container}"
@@ -296,8 +346,12 @@ class ExportAPI:
             return
         stamp = datetime.fromtimestamp(job.after, timezone.utc).strftime("%Y%m%d-%H%M%S")
         members = []
-        for kind in FILE_KINDS:
-            rows = self.dataset.rows(kind, job.after, job.before, self.row_limit)
+        until = message_stats.cutoff(
+            self.first_reading, int(self.now()) if self.now else None, job.before
+        )
+        kinds = [*FILE_KINDS, *([message_stats.INVENTED_KIND] if self.invent_kind else [])]
+        for kind in kinds:
+            rows = self.dataset.rows(kind, job.after, job.before, self.row_limit, until)
             if not rows:
                 continue  # Intercom leaves out the file of a statistic with no records
             data = _csv_bytes(rows, columns_of(kind))
@@ -328,12 +382,21 @@ def write_archive(path: Path, members: list[tuple[str, bytes]], container: str) 
         raise ValueError(msg)
 
 
-def install(fake: FakeIntercom, *, start: int, end: int, receipts_per_day: int = 48, **kwargs: t.Any) -> ExportAPI:
+def install(
+    fake: FakeIntercom,
+    *,
+    start: int,
+    end: int,
+    receipts_per_day: int = 48,
+    engagement_delay: int = 0,
+    **kwargs: t.Any,
+) -> ExportAPI:
     """Add the export routes to a fake; return the knobs."""
-    api = ExportAPI(fake, Dataset(start, end, receipts_per_day), **kwargs)
+    api = ExportAPI(fake, Dataset(start, end, receipts_per_day, engagement_delay), **kwargs)
     fake.route("POST", r"/export/content/data", api.create)
     fake.route("GET", r"/export/content/data/([\w-]+)", api.status)
     fake.route("POST", r"/export/cancel/([\w-]+)", api.cancel)
     fake.route("GET", r"/download/content/data/([\w-]+)", api.download)
+    fake.route("GET", r"/download/messages/data/message-data-export\.([\w-]+)\.[\w-]+\.csv", api.download)
     fake.exports = api
     return api

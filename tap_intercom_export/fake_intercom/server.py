@@ -13,8 +13,10 @@ import re
 import threading
 import time
 import typing as t
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 # Tests patch time.sleep to make the tap's waits instant; the server keeps real time.
@@ -61,6 +63,19 @@ class Fault:
     truncate: int | None = None
     delay: float = 0.0
     drop: bool = False
+
+
+def encoded_copy(path: str | Path, encoding: str) -> Path:
+    """A file as sent with `Content-Encoding: gzip` or `deflate` (built once next to it)."""
+    src_path = Path(path)
+    out = src_path.with_name(f"{src_path.name}.{encoding}")
+    if not out.exists():
+        with src_path.open("rb") as src, out.open("wb") as dst:
+            packer = zlib.compressobj(6, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+            while chunk := src.read(1 << 20):
+                dst.write(packer.compress(chunk))
+            dst.write(packer.flush())
+    return out
 
 
 def error_body(code: str, message: str, request_id: str = "req-fake") -> dict:
@@ -262,9 +277,13 @@ class _Handler(BaseHTTPRequestHandler):
         if resp.file:
             self._send_file(resp, int(truncate) if truncate else None)
             return
-        payload = b"" if resp.body is None else json.dumps(resp.body).encode()
+        content_type = resp.content_type
+        if isinstance(resp.body, bytes):  # a gateway's own page, not the API's JSON
+            payload, content_type = resp.body, "text/html"
+        else:
+            payload = b"" if resp.body is None else json.dumps(resp.body).encode()
         self.send_response(resp.status)
-        self.send_header("Content-Type", resp.content_type)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         for key, value in resp.headers.items():
             self.send_header(key, value)
@@ -276,22 +295,32 @@ class _Handler(BaseHTTPRequestHandler):
 
         assert resp.file is not None  # noqa: S101
         size = os.path.getsize(resp.file)
+        chunked = resp.headers.get("Transfer-Encoding") == "chunked"
         self.send_response(resp.status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(size))
+        if not chunked:
+            self.send_header("Content-Length", str(size))
         for key, value in resp.headers.items():
             self.send_header(key, value)
         self.end_headers()
         sent = 0
         with open(resp.file, "rb") as fh:  # noqa: PTH123
-            while chunk := fh.read(1 << 20):
+            while chunk := fh.read(1 << 16 if chunked else 1 << 20):
                 if truncate is not None and sent + len(chunk) > truncate:
-                    self.wfile.write(chunk[: truncate - sent])
+                    self._write(chunk[: truncate - sent], chunked)
                     self.wfile.flush()
                     self.close_connection = True
                     return
-                self.wfile.write(chunk)
+                self._write(chunk, chunked)
                 sent += len(chunk)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+
+    def _write(self, data: bytes, chunked: bool) -> None:
+        if chunked and data:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        elif data:
+            self.wfile.write(data)
 
     do_GET = _serve  # noqa: N815
     do_POST = _serve  # noqa: N815
@@ -329,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
         end=end,
         receipts_per_day=args.receipts_per_day,
         container=args.container,
+        invent_kind=True,  # so the demo shows message_other_statistics too
     ).start(port=args.port)
     if args.url_file:
         with open(args.url_file, "w") as fh:  # noqa: PTH123
