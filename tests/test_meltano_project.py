@@ -105,7 +105,11 @@ def test_loaders_are_pinned_to_the_tested_versions() -> None:
     assert duck["pip_url"] == "-e ./loaders/target-duckdb-fixed"
     wrapper = (REPO / "loaders" / "target-duckdb-fixed" / "pyproject.toml").read_text()
     assert '"target-duckdb==0.8.0"' in wrapper and '"duckdb==1.5.6"' in wrapper
-    assert 'target-duckdb = "target_duckdb_fixed:main"' in wrapper
+    # The wrapper's command has a name of its own (upstream's `target-duckdb` shares its bin/),
+    # and that is the command Meltano runs.
+    assert 'target-duckdb-intercom = "target_duckdb_fixed:main"' in wrapper
+    assert not re.search(r'^target-duckdb\s*=', wrapper, re.M)
+    assert duck["executable"] == "target-duckdb-intercom"
 
 
 def test_demo_environment_needs_only_the_api_url() -> None:
