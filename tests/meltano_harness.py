@@ -40,7 +40,9 @@ class Meltano:
     env: dict[str, str]
     project: Path = REPO
 
-    def run(self, *args: str, db: Path, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, db: Path, env: dict[str, str] | None = None, stdin: str | None = None
+    ) -> subprocess.CompletedProcess:
         """Run a meltano command with its own system database; the finished process."""
         full_env = {**self.env, "MELTANO_DATABASE_URI": f"sqlite:///{db}", **(env or {})}
         return subprocess.run(
@@ -48,7 +50,9 @@ class Meltano:
             capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip
 
-    def __call__(self, *args: str, db: Path, env: dict[str, str] | None = None, stdin: str | None = None) -> str:
+    def __call__(
+        self, *args: str, db: Path, env: dict[str, str] | None = None, stdin: str | None = None
+    ) -> str:
         """Run a meltano command; its output, or a test failure showing the output's tail."""
         proc = self.run(*args, db=db, env=env, stdin=stdin)
         if proc.returncode:

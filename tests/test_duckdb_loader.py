@@ -43,12 +43,13 @@ print(json.dumps(sorted({d.metadata["Name"] for d in distributions()
 """
 
 
-def load_one_row(meltano: Meltano, command: Path, tmp_path: Path) -> int:
-    """Rows that `command --config ...` lands from a one-row batch."""
-    db = tmp_path / f"{command.name}-{len(list(tmp_path.glob('*.duckdb')))}.duckdb"
-    config = tmp_path / "config.json"
+def load_one_row(meltano: Meltano, command: Path, db: Path) -> int:
+    """Rows that `command --config ...` lands in a new DuckDB file `db` from a one-row batch."""
+    config = db.with_suffix(".json")
     config.write_text(json.dumps({"filepath": str(db), "default_target_schema": "t"}))
-    proc = subprocess.run([str(command), "--config", str(config)], input=BATCH, capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [str(command), "--config", str(config)], input=BATCH, capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     return py_query(meltano.python("target-duckdb"), COUNT, str(db))
 
@@ -69,15 +70,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     meltano = meltano_for(base)
     command = meltano.executable("loaders", "target-duckdb")
     rows = []
-    for _ in range(2):
+    for n in range(2):
         meltano("install", "loader", "target-duckdb", db=base / "meltano.db")
-        rows.append(load_one_row(meltano, command, base))
+        rows.append(load_one_row(meltano, command, base / f"after-install-{n}.duckdb"))
     return Installed(meltano, command, rows)
 
 
 def test_meltano_install_twice_on_a_warm_uv_cache_keeps_the_fixed_loader(installed: Installed) -> None:
-    assert installed.command.name == "target-duckdb-intercom"
     assert installed.rows_after_each_install == [1, 1]
+    assert installed.command.name == "target-duckdb-intercom"
 
 
 def test_only_the_wrapper_provides_the_command_meltano_runs(installed: Installed) -> None:
@@ -96,4 +97,4 @@ def test_meltano_invoke_lands_a_one_row_batch(installed: Installed, tmp_path: Pa
 def test_upstream_target_duckdb_080_still_loses_the_row(installed: Installed, tmp_path: Path) -> None:
     """Why the wrapper exists; once this lands the row, a fixed release is out: drop the wrapper."""
     upstream = installed.command.parent / "target-duckdb"
-    assert load_one_row(installed.meltano, upstream, tmp_path) == 0
+    assert load_one_row(installed.meltano, upstream, tmp_path / "upstream.duckdb") == 0

@@ -29,7 +29,8 @@ TOKEN = "from-ref-token"
 @functools.lru_cache(maxsize=1)
 def generator() -> ModuleType:
     """scripts/plugin_definition.py, imported from its path (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("plugin_definition", REPO / "scripts" / "plugin_definition.py")
+    path = REPO / "scripts" / "plugin_definition.py"
+    spec = importlib.util.spec_from_file_location("plugin_definition", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -88,14 +89,16 @@ def test_meltano_add_from_ref_in_a_new_project_lists_every_setting_and_runs(tmp_
     meltano("add", "--plugin-type", "extractor", "tap-intercom-export", "--from-ref", str(ref), db=db)
     meltano("add", "--plugin-type", "loader", "target-jsonl", "--from-ref", str(jsonl), db=db)
 
-    listed = meltano("config", "list", "tap-intercom-export", "--all", db=db, env={"TAP_INTERCOM_EXPORT_ACCESS_TOKEN": TOKEN})
+    token = {"TAP_INTERCOM_EXPORT_ACCESS_TOKEN": TOKEN}
+    listed = meltano("config", "list", "tap-intercom-export", "--all", db=db, env=token)
     for s in definition()["settings"]:
         assert f"\t{s['label']}: {s['description']}" in listed, s["name"]
         assert re.search(rf"^{s['name']} \[env: TAP_INTERCOM_EXPORT_{s['name'].upper()}\]", listed, re.M), s["name"]
     assert re.search(r"^access_token .* current value: \(redacted\)", listed, re.M)
     assert TOKEN not in listed
 
-    api = build(token=TOKEN, start=unix("2023-10-25T00:00:00Z") - DAY, end=unix("2023-11-02T00:00:00Z"), receipts_per_day=6)
+    start, end = unix("2023-10-25T00:00:00Z"), unix("2023-11-01T00:00:00Z")
+    api = build(token=TOKEN, start=start - DAY, end=end + DAY, receipts_per_day=6)
     api.start()
     try:
         out = tmp_path / "out"
@@ -111,7 +114,7 @@ def test_meltano_add_from_ref_in_a_new_project_lists_every_setting_and_runs(tmp_
             "TARGET_JSONL_DO_TIMESTAMP_FILE": "false",
         }
         meltano("run", "tap-intercom-export", "target-jsonl", db=db, env=env)
-        served = api.exports.dataset.rows("receipt", unix("2023-10-25T00:00:00Z"), unix("2023-11-01T00:00:00Z") - 1)
+        served = api.exports.dataset.rows("receipt", start, end - 1)
     finally:
         api.stop()
     landed = {p.stem: len(p.read_text().splitlines()) for p in out.glob("*.jsonl")}
