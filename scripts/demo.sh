@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command: on a fresh machine, install Meltano and the plugins, start the
 # bundled fake Intercom API on loopback, `meltano run tap-intercom-export target-duckdb`, and
-# print the tables that landed with their row counts. Needs python3 (3.10+) and PyPI.
+# print the tables that landed with their row counts next to the records the tap emitted for each
+# stream (its record_count metrics); any difference fails the demo. Needs python3 (3.10+) and PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -52,32 +53,63 @@ mkdir -p "$(dirname "$DB")"
 rm -f "$DB" "$DB.wal"
 export TARGET_DUCKDB_FILEPATH
 TARGET_DUCKDB_FILEPATH=$(cd "$(dirname "$DB")" && pwd)/$(basename "$DB")
-# --full-refresh: each demo starts from scratch rather than from the last demo's state.
-if ! "$MELTANO_BIN" run --full-refresh tap-intercom-export target-duckdb >"$WORK/run.log" 2>&1; then
+# Each demo starts from scratch rather than from the last demo's state. Not with --full-refresh:
+# that makes Meltano 4.4.1 merge the new state into the stored one, and its merge fails on a
+# bookmark that went from null to an object ("Failed to persist state") on the second demo.
+"$MELTANO_BIN" state clear --force demo:tap-intercom-export-to-target-duckdb >"$WORK/state.log" 2>&1 \
+    || { cat "$WORK/state.log" >&2; exit 1; }
+# JSON at level info: the tap's record_count metrics, with their stream, are info lines.
+if ! "$MELTANO_BIN" --log-level=info --log-format=json run tap-intercom-export target-duckdb \
+    >"$WORK/run.log" 2>&1; then
     tail -n 40 "$WORK/run.log" >&2
     exit 1
 fi
 
-"$SYS_DIR/loaders/target-duckdb/venv/bin/python" - "$DB" <<'EOF'
+"$SYS_DIR/loaders/target-duckdb/venv/bin/python" - "$DB" "$WORK/run.log" <<'EOF'
+import json
 import sys
 
 import duckdb
 
-path = sys.argv[1]
+path, log = sys.argv[1], sys.argv[2]
+# The SDK logs a record_count metric per stream (several on long streams, one per context):
+# their sum is what the tap emitted. Meltano's JSON log keeps it under "metric_info".
+emitted: dict[str, int] = {}
+with open(log, encoding="utf-8", errors="replace") as lines:
+    for line in lines:
+        try:
+            metric = json.loads(line).get("metric_info") or {}
+        except ValueError:
+            continue
+        if metric.get("metric") == "record_count":
+            stream = metric["tags"]["stream"]
+            emitted[stream] = emitted.get(stream, 0) + metric["value"]
+if not emitted:
+    sys.exit(f"demo FAILED: no record_count metrics in the run's log ({log}), cannot check the load")
+
 con = duckdb.connect(path, read_only=True)
-tables = con.execute(
-    "SELECT table_schema, table_name FROM information_schema.tables ORDER BY 1, 2"
-).fetchall()
+landed = {
+    table: con.execute(f'SELECT count(*) FROM intercom."{table}"').fetchone()[0]
+    for (table,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'intercom'"
+    ).fetchall()
+}
 print(f"\nLanded in {path}:")
-print(f"  {'table':<42} {'rows':>7}")
-for schema, table in tables:
-    (n,) = con.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()
-    print(f"  {schema + '.' + table:<42} {n:>7}")
+print(f"  {'table':<42} {'rows':>7} {'emitted':>8}")
+wrong = []
+for table in sorted(set(landed) | {s for s, n in emitted.items() if n}):
+    rows, sent = landed.get(table, 0), emitted.get(table, 0)
+    print(f"  {'intercom.' + table:<42} {rows:>7} {sent:>8}{'' if rows == sent else '  <-- MISMATCH'}")
+    if rows != sent:
+        wrong.append(f"intercom.{table} holds {rows} rows, the tap emitted {sent}")
+if wrong:
+    sys.exit("demo FAILED, the load lost or added rows:\n  " + "\n  ".join(wrong))
+print(f"\n  landed = emitted for all {len(landed)} tables ({sum(landed.values())} rows)")
 (kind,) = con.execute(
     "SELECT data_type FROM information_schema.columns "
     "WHERE table_name = 'message_receipts' AND column_name = 'received_at'"
 ).fetchone()
-print(f"\n  message_receipts.received_at is {kind}")
+print(f"  message_receipts.received_at is {kind}")
 EOF
 cat <<EOF
 

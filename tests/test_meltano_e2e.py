@@ -1,21 +1,17 @@
 """`meltano run` end to end: the fake Intercom API into DuckDB, PostgreSQL and JSONL.
 
 Meltano comes from .venv-meltano (scripts/test.sh installs it) and the plugins are installed once
-per session into a temporary Meltano system directory; each test gets its own system database, so
-Meltano's state is per test. PostgreSQL is a throwaway server on 127.0.0.1 started from the
-machine's server binaries (.ci/run installs them). In CI a missing piece fails; elsewhere it skips.
+per session into a temporary Meltano system directory that the tests only read (the demo test
+installs into its own); each test gets its own system database, so Meltano's state is per test.
+PostgreSQL is a throwaway server on 127.0.0.1 (tests/pg_server.py). In CI a missing piece fails;
+elsewhere it skips. The loader command itself is tested in tests/test_duckdb_loader.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import socket
 import subprocess
-import tempfile
-import textwrap
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +23,8 @@ from tap_intercom_export.fake_intercom import FakeIntercom, build
 from tap_intercom_export.content.schemas import FILE_KINDS
 from tap_intercom_export.fake_intercom.message_stats import INVENTED_KIND
 from tap_intercom_export.tap import TapIntercomExport
-
-REPO = Path(__file__).resolve().parents[1]
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+from tests.meltano_harness import REPO, Meltano, meltano_for, py_query
+from tests.pg_server import Postgres, postgres  # noqa: F401  (postgres: the server fixture)
 DAY = 86400
 TOKEN = "e2e-token"
 START = "2023-10-25T00:00:00Z"
@@ -38,72 +33,11 @@ LATER_END = "2023-11-04T00:00:00Z"  # plus one 3-day window
 EXPORT_STREAMS = ["message_export_jobs", *(spec.stream_name for spec in FILE_KINDS.values())]
 
 
-def require(ok: bool, reason: str) -> None:
-    """Skip on a developer machine without `reason`'s tool; in CI, fail loudly instead."""
-    if not ok:
-        if IN_CI:
-            pytest.fail(f"{reason}: CI must run the Meltano end-to-end tests (see .ci/run)")
-        pytest.skip(reason)
-
-
-# -- Meltano ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Meltano:
-    """The repository's Meltano project with plugins installed in a temporary system dir."""
-
-    bin: Path
-    sys_dir: Path
-    env: dict[str, str]
-
-    def __call__(self, *args: str, db: Path, env: dict[str, str] | None = None) -> str:
-        """Run a meltano command with its own system database; its output, or a failure."""
-        full_env = {**self.env, "MELTANO_DATABASE_URI": f"sqlite:///{db}", **(env or {})}
-        proc = subprocess.run(
-            [str(self.bin), *args],
-            cwd=REPO,
-            env=full_env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if proc.returncode:
-            out = (proc.stdout + proc.stderr)[-6000:]
-            pytest.fail(f"meltano {' '.join(args)} exited {proc.returncode}:\n{out}")
-        return proc.stdout + proc.stderr
-
-    def python(self, loader: str) -> Path:
-        """The Python of a loader's venv, to query what it wrote with its own driver."""
-        return self.sys_dir / "loaders" / loader / "venv" / "bin" / "python"
-
-
-def _clean_env() -> dict[str, str]:
-    # Settings from the developer's shell must not leak into the runs.
-    prefixes = ("TAP_INTERCOM_EXPORT_", "TARGET_", "MELTANO_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-
-
 @pytest.fixture(scope="session")
 def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
-    """Meltano with every plugin of meltano.yml installed (once per session)."""
-    default = REPO / ".venv-meltano" / "bin" / "meltano"
-    path = Path(os.environ.get("MELTANO_BIN") or default)
-    require(path.exists(), f"Meltano is not installed at {path} (bash scripts/test.sh installs it)")
+    """Meltano with every plugin of meltano.yml installed (once per session, only read after)."""
     base = tmp_path_factory.mktemp("meltano")
-    env = {
-        **_clean_env(),
-        "MELTANO_PROJECT_ROOT": str(REPO),
-        "MELTANO_SYS_DIR_ROOT": str(base / "sys"),
-        "MELTANO_ENVIRONMENT": "dev",
-        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "MELTANO_DISABLE_TRACKING": "true",
-        "MELTANO_CLI_DISABLE_VERSION_CHECK": "1",
-        "MELTANO_CLI_LOG_LEVEL": "info",
-        "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR") or str(base / "uv-cache"),
-    }
-    m = Meltano(path, base / "sys", env)
+    m = meltano_for(base)
     m("install", db=base / "install.db")
     return m
 
@@ -163,15 +97,6 @@ def expected_counts(fake: FakeIntercom, windows: list[tuple[str, str]]) -> dict[
         len(fake.exports.dataset.rows(INVENTED_KIND, unix(a), unix(b) - 1)) for a, b in windows
     )
     return counts
-
-
-def py_query(python: Path, script: str, *args: str) -> t.Any:
-    """Run `script` (which prints JSON) with a loader venv's Python; the parsed output."""
-    proc = subprocess.run(
-        [str(python), "-c", textwrap.dedent(script), *args], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 # -- DuckDB -----------------------------------------------------------------------------------
@@ -286,127 +211,7 @@ def test_stream_map_and_flattening_through_meltano_run(duck: Pipeline, tmp_path:
     assert {f["kind"] for f in json.loads(files[0])} >= {"receipt", "answer_combined"}
 
 
-# -- The DuckDB loader fix --------------------------------------------------------------------
-
-ONE_ROW = [
-    {"type": "SCHEMA", "stream": "s", "key_properties": ["id"],
-     "schema": {"type": "object", "properties": {"id": {"type": "integer"},
-                                                 "at": {"type": ["string", "null"], "format": "date-time"}}}},
-    {"type": "RECORD", "stream": "s", "record": {"id": 1, "at": "2023-10-25T00:00:00+00:00"}},
-    {"type": "STATE", "value": {"done": True}},
-]  # fmt: skip
-
-LOAD_ONE_ROW = """
-import duckdb, json, os, sys
-config, db, entry = sys.argv[1], sys.argv[2], sys.argv[3]
-sys.argv = ["target-duckdb", "--config", config]
-if entry == "upstream":
-    import target_duckdb as target
-else:
-    import target_duckdb_fixed as target
-target.main()
-con = duckdb.connect(db, read_only=True)
-print(json.dumps(con.execute("SELECT count(*) FROM t.s").fetchone()[0]))
-"""
-
-
-@pytest.mark.parametrize(("entry", "rows"), [("upstream", 0), ("fixed", 1)])
-def test_target_duckdb_fix_keeps_the_first_row_of_a_batch(meltano: Meltano, tmp_path: Path, entry: str, rows: int) -> None:
-    """target-duckdb 0.8.0 alone loses a one-row batch (DuckDB takes it for a CSV header)."""
-    config = tmp_path / "config.json"
-    db = tmp_path / "one.duckdb"
-    config.write_text(json.dumps({"filepath": str(db), "default_target_schema": "t"}))
-    stdin = "".join(json.dumps(m) + "\n" for m in ONE_ROW)
-    proc = subprocess.run(
-        [str(meltano.python("target-duckdb")), "-c", LOAD_ONE_ROW, str(config), str(db), entry],
-        input=stdin, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    # Upstream would print the state line first; the count is the last line.
-    assert json.loads(proc.stdout.splitlines()[-1]) == rows
-
-
 # -- PostgreSQL -------------------------------------------------------------------------------
-
-
-def _pg_bindir() -> Path | None:
-    if os.environ.get("PG_BIN"):
-        return Path(os.environ["PG_BIN"])
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-    if found:
-        return found[-1].parent
-    which = shutil.which("initdb")
-    return Path(which).parent if which else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Postgres:
-    """A throwaway PostgreSQL server on loopback."""
-
-    port: int
-    user: str
-    password: str
-    database: str
-
-
-@pytest.fixture(scope="session")
-def postgres() -> t.Iterator[Postgres]:
-    """initdb + pg_ctl start on 127.0.0.1 in a temporary directory; stopped and removed after."""
-    bindir = _pg_bindir()
-    require(bindir is not None and (bindir / "initdb").exists(), "PostgreSQL server binaries not found (set PG_BIN)")
-    assert bindir is not None
-    root = Path(tempfile.mkdtemp(prefix="e2e-pg-"))
-    # The server refuses to run as root: run it as an unprivileged account that owns the dir.
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        account = next(a for a in ("postgres", "nobody") if _has_account(a))
-        shutil.chown(root, user=account)
-        as_user = ["runuser", "-u", account, "--"]
-    password = "e2e-secret"
-    (root / "pw").write_text(password)
-    shutil.chown(root / "pw", user=_owner(root))
-    data, sock, log = root / "data", root / "sock", root / "log"
-    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True, text=True, timeout=120)  # noqa: E731
-    run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "scram-sha-256",
-        f"--pwfile={root / 'pw'}", "--no-sync", "-E", "UTF8")  # fmt: skip
-    run("mkdir", str(sock))
-    port = _free_port()
-    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off -c full_page_writes=off"
-    try:
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts, "-w", "-t", "60", "start")
-    except subprocess.CalledProcessError as exc:
-        pytest.fail(f"PostgreSQL did not start: {exc.stderr}\n{log.read_text() if log.exists() else ''}")
-    try:
-        env = {**os.environ, "PGPASSWORD": password}
-        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "warehouse"],
-                       check=True, env=env, capture_output=True, timeout=60)  # fmt: skip
-        yield Postgres(port, "postgres", password, "warehouse")
-    finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60, check=False)  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _has_account(name: str) -> bool:
-    import pwd
-
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
-
-
-def _owner(path: Path) -> str:
-    import pwd
-
-    return pwd.getpwuid(path.stat().st_uid).pw_name
 
 
 PG_SUMMARY = """
@@ -486,8 +291,9 @@ def test_jsonl_writes_one_line_per_record(meltano: Meltano, fake: FakeIntercom, 
     assert landed == expected_counts(fake, [(START, FIRST_END)])
 
 
-def test_demo_script_prints_the_landed_tables(meltano: Meltano, tmp_path: Path) -> None:
-    """The README's first command, with the plugins this session installed."""
+def test_demo_script_lands_every_emitted_row_twice_in_a_row(tmp_path: Path) -> None:
+    """The README's first command, run twice on one system dir (the second on warm caches)."""
+    meltano = meltano_for(tmp_path)  # its own plugins: the demo installs them
     env = {
         **meltano.env,
         "MELTANO_BIN": str(meltano.bin),
@@ -496,19 +302,19 @@ def test_demo_script_prints_the_landed_tables(meltano: Meltano, tmp_path: Path) 
         "DEMO_DB": str(tmp_path / "demo.duckdb"),
     }
     env.pop("MELTANO_ENVIRONMENT")
-    proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "demo.sh")], env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = dict(
-        line.split()[:2] for line in proc.stdout.splitlines() if line.startswith("  intercom.")
-    )
-    # The demo selects message_* and contact_*: every such stream of the tap lands a table.
     streams = {e["tap_stream_id"] for e in TapIntercomExport(config={"access_token": TOKEN}).catalog_dict["streams"]}
     assert set(EXPORT_STREAMS) <= streams
-    assert set(lines) == {f"intercom.{s}" for s in streams if s.startswith(("message_", "contact_"))}
-    assert all(int(n) > 0 for n in lines.values()), lines
-    # 28 days of 48 receipts a day, all of them inside the tap's default 30-day lookback.
-    assert lines["intercom.message_receipts"] == str(28 * 48)
-    assert "message_receipts.received_at is TIMESTAMP" in proc.stdout
-
+    for _ in range(2):
+        proc = subprocess.run(
+            ["bash", str(REPO / "scripts" / "demo.sh")], env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("  intercom.")}
+        # The demo selects message_* and contact_*: every such stream of the tap lands a table.
+        assert set(rows) == {f"intercom.{s}" for s in streams if s.startswith(("message_", "contact_"))}
+        # Landed = emitted (the tap's record_count metrics), for every table, and none is empty.
+        assert all(landed == emitted and int(landed) > 0 for landed, emitted in rows.values()), rows
+        assert f"landed = emitted for all {len(rows)} tables" in proc.stdout
+        # 28 days of 48 receipts a day, all of them inside the tap's default 30-day lookback.
+        assert rows["intercom.message_receipts"] == [str(28 * 48)] * 2
+        assert "message_receipts.received_at is TIMESTAMP" in proc.stdout

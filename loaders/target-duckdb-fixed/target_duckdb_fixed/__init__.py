@@ -47,7 +47,7 @@ class FixedConnection:
 
 
 def main() -> None:
-    """`target-duckdb`: the upstream entry point with the fixed connection."""
+    """`target-duckdb-intercom`: the upstream entry point with the fixed connection."""
     # Imported here so that `fix_copy` can be tested without the target installed.
     import target_duckdb
 
