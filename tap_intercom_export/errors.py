@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import typing as t
+
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+
+if t.TYPE_CHECKING:
+    import requests
 
 
 class IntercomError(Exception):
@@ -42,7 +47,12 @@ class ExportJobFailedError(IntercomAPIError):
 class IntercomRetriableError(RetriableAPIError):
     """A transient error (429, 5xx) worth retrying after `wait_seconds`."""
 
-    def __init__(self, message: str, response=None, wait_seconds: float | None = None) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        message: str,
+        response: requests.Response | None = None,
+        wait_seconds: float | None = None,
+    ) -> None:
         """Remember how long the API asked us to wait before the next try."""
         super().__init__(message, response)
         self.wait_seconds = wait_seconds

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import re
 import typing as t
+from dataclasses import dataclass
 
 import pytest
 
 from tap_intercom_export.errors import ConfigError, IntercomAPIError, IntercomAuthError
 from tap_intercom_export.events.fanout import ContactFanOutStream, event_key
-from tap_intercom_export.timeutil import iso
 from tap_intercom_export.fake_intercom.events import LISTABLE_SECONDS
+from tap_intercom_export.timeutil import iso
 from tests.conftest import DAY, NOW, TOKEN, run_tap
 
 SETTLE = 300
@@ -21,11 +22,11 @@ ODD_ID = "odd+id/ä 1"
 ODD_EMAIL = "a+b@example.com"
 
 
+@dataclass
 class Clock:
     """The tap's "now" for the event streams; tests move it."""
 
-    def __init__(self, now: int) -> None:
-        self.now = now
+    now: int
 
 
 @pytest.fixture
@@ -69,14 +70,13 @@ def config(fake: t.Any, **overrides: t.Any) -> dict:
 
 def expected(fake: t.Any, after: int, until: int, skip: t.Collection[str] = ()) -> list[tuple]:
     """(contact, name, created_at) of every listable event in (after, until], in emit order."""
-    out = []
-    for contact in fake.events.contacts:
-        if contact.id in skip:
-            continue
-        for event in fake.events.listable(contact.id):
-            if after < event.created_at <= until:
-                out.append((contact.id, event.name, iso(event.created_at)))
-    return out
+    return [
+        (contact.id, event.name, iso(event.created_at))
+        for contact in fake.events.contacts
+        if contact.id not in skip
+        for event in fake.events.listable(contact.id)
+        if after < event.created_at <= until
+    ]
 
 
 def keys(records: list[dict]) -> list[tuple]:

@@ -9,7 +9,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_events.py"
 
 
-def load_bench():  # noqa: ANN201
+def load_bench():
     """bench/bench_events.py as a module (bench/ is not a package)."""
     spec = importlib.util.spec_from_file_location("bench_events", BENCH)
     assert spec and spec.loader

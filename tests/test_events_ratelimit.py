@@ -16,10 +16,12 @@ class Clock:
     """Unix time that moves only when the limiter sleeps."""
 
     def __init__(self) -> None:
+        """Start at T0 with no sleeps."""
         self.now = T0
         self.sleeps: list[float] = []
 
     def sleep(self, seconds: float) -> None:
+        """Note the pause and move the clock past it at once."""
         self.sleeps.append(seconds)
         self.now += seconds
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from tap_intercom_export.jobs.windows import Window, plan_windows
@@ -15,7 +17,7 @@ def test_windows_cover_the_range_without_gap_or_overlap() -> None:
     windows = plan_windows(start, end, 7 * DAY)
     assert [w.seconds for w in windows] == [7 * DAY, 7 * DAY, 7 * DAY, 2 * DAY + 5]
     assert windows[0].start == start and windows[-1].end == end
-    for a, b in zip(windows, windows[1:]):
+    for a, b in pairwise(windows):
         assert a.end == b.start
         # Intercom's bounds are inclusive seconds: consecutive jobs share no second.
         assert a.created_at_before + 1 == b.created_at_after

@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import json
+import sys
 import threading
 import time
 import typing as t
@@ -19,6 +20,7 @@ import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from http import HTTPStatus
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import requests
@@ -34,8 +36,13 @@ from tap_intercom_export.events.progress import Progress
 from tap_intercom_export.events.ratelimit import RateLimiter
 from tap_intercom_export.timeutil import iso
 
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
 if t.TYPE_CHECKING:
-    from singer_sdk.helpers.types import Context
+    from singer_sdk.helpers.types import Context, Record
 
 DAY = 86400
 #: Intercom lists only events less than 90 days old; summaries still count older ones.
@@ -62,7 +69,7 @@ class ContactResult:
     """What the workers read for one contact."""
 
     contact: Contact
-    records: list[dict] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
     #: The contact was deleted between being listed and being read.
     gone: bool = False
     #: Something the operator should know about this contact (logged as a warning).
@@ -122,7 +129,7 @@ def rfc3339(value: t.Any) -> str | None:
     return None
 
 
-def page_id(path_and_query: str) -> tuple:
+def page_id(path_and_query: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     """A page link's identity, whatever the order of its query parameters."""
     parts = urlsplit(path_and_query)
     return parts.path, tuple(sorted(parse_qsl(parts.query, keep_blank_values=True)))
@@ -231,7 +238,10 @@ class ContactFanOutStream(IntercomStream):
                 try:
                     return super()._request(prepared_request, context)
                 except IntercomRetriableError as exc:
-                    if exc.response is None or exc.response.status_code != 429:
+                    if (
+                        exc.response is None
+                        or exc.response.status_code != HTTPStatus.TOO_MANY_REQUESTS
+                    ):
                         raise
                     if self.monotonic() - started > self.rate_limited_give_up_seconds:
                         msg = (
@@ -248,7 +258,7 @@ class ContactFanOutStream(IntercomStream):
         self.limiter.observe(response.headers, response.status_code)
         super().validate_response(response)
 
-    def get_json(self, path_and_query: str) -> dict:
+    def get_json(self, path_and_query: str) -> dict[str, t.Any]:
         """GET a path of the API (with its query) and return the JSON object it answers."""
         response = self.send(self.prepare("GET", f"{self.url_base}{path_and_query}"))
         try:
@@ -353,7 +363,8 @@ class ContactFanOutStream(IntercomStream):
     def finish_run(self) -> None:
         """Called once every contact has been read and its records emitted."""
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[Record]:
         """Read every contact with up to `max_concurrent_requests` requests in flight."""
         workers = self.concurrency()
         if not self.start_run():
@@ -377,7 +388,7 @@ class ContactFanOutStream(IntercomStream):
         progress.log(final=True)
         self.finish_run()
 
-    def _emit(self, future: cf.Future[ContactResult], progress: Progress) -> t.Iterator[dict]:
+    def _emit(self, future: cf.Future[ContactResult], progress: Progress) -> t.Iterator[Record]:
         while True:
             try:
                 result = future.result(timeout=progress.until_next())

@@ -8,6 +8,9 @@ if t.TYPE_CHECKING:
     from tap_intercom_export.events.fanout import ContactFanOutStream
     from tap_intercom_export.events.ratelimit import RateLimiter
 
+#: Estimates of a minute or more are given in whole minutes.
+MINUTE = 60
+
 
 class Progress:
     """Counts a fan-out run and logs a line a person can follow every `every` seconds."""
@@ -58,8 +61,8 @@ class Progress:
             if not final and self.contacts:
                 left = elapsed / self.contacts * max(self.total - self.contacts, 0)
                 eta = (
-                    f", about {left / 60:.0f} min left"
-                    if left >= 60
+                    f", about {left / MINUTE:.0f} min left"
+                    if left >= MINUTE
                     else f", about {left:.0f} s left"
                 )
         else:

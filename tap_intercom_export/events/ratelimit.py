@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import typing as t
+from http import HTTPStatus
 
 #: Longest single pause: a window is 10 s, so more only comes from a skewed clock.
 MAX_PAUSE = 60.0
@@ -90,7 +91,7 @@ class RateLimiter:
                     self._in_flight += 1
                     self.requests += 1
                     return
-                reset = t.cast(float, self._reset)
+                reset = t.cast("float", self._reset)
                 pause = min(max(reset - now, 0.0) + RESET_MARGIN, self.max_pause)
                 if self._announced_reset != reset:
                     self._announced_reset = reset
@@ -124,7 +125,7 @@ class RateLimiter:
                 self.limit = int(limit)
             # The server may not have counted our other requests in flight yet: assume it will.
             others = max(self._in_flight - 1, 0)
-            if status == 429:
+            if status == HTTPStatus.TOO_MANY_REQUESTS:
                 self.rate_limited += 1
                 until = reset if reset is not None and reset > now else None
                 if until is None:
@@ -135,11 +136,11 @@ class RateLimiter:
                 if self._announced_reset != self._reset:
                     self._announced_reset = self._reset
                     self.pauses += 1
-                    limit = f" of {self.limit} requests per window" if self.limit else ""
+                    of_limit = f" of {self.limit} requests per window" if self.limit else ""
                     self.logger.warning(
                         "Intercom answered 429 (rate limit%s): holding every request %.2f s until "
                         "the window resets, then retrying.",
-                        limit,
+                        of_limit,
                         self._reset - now + RESET_MARGIN,
                     )
                 return

@@ -7,6 +7,7 @@ the fan-out over contacts lives in fanout.py.
 
 from __future__ import annotations
 
+import sys
 import typing as t
 from urllib.parse import urlencode
 
@@ -33,9 +34,14 @@ from tap_intercom_export.events.summaries import (
 )
 from tap_intercom_export.timeutil import iso, unix
 
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
-    from singer_sdk.helpers.types import Context
+    from singer_sdk.helpers.types import Context, Record
 
 
 class ContactEventsStream(ContactFanOutStream):
@@ -84,7 +90,7 @@ class ContactEventsStream(ContactFanOutStream):
         return positive_int(self.config, "events_per_page", DEFAULT_EVENTS_PER_PAGE)
 
     def plan(self) -> EventRange:
-        """The creation times this run reads: after the bookmark (or start_date) to now − settle."""
+        """The creation times this run reads: after the bookmark (or start_date) to now - settle."""
         # The upper bound is fixed when the run starts and lags the clock by
         # event_settle_seconds. Events newer than it are left for the next run even when a
         # worker sees them: contacts are read at different moments of a long run, so the newest
@@ -139,6 +145,7 @@ class ContactEventsStream(ContactFanOutStream):
         self.range = EventRange(after, until)
         return self.range
 
+    @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str | None:
         """The run's upper bound: no bookmark may claim events newer than it."""
         return iso(self.plan().until)
@@ -181,7 +188,7 @@ class ContactEventsStream(ContactFanOutStream):
 
     def finish_run(self) -> None:
         """Every contact is read: the bookmark may now claim the whole range."""
-        rng = t.cast(EventRange, self.range)
+        rng = t.cast("EventRange", self.range)
         self.state_manager.increment_state(
             {self.replication_key: iso(rng.until)}, replication_key=self.replication_key
         )
@@ -232,7 +239,7 @@ class ContactEventsStream(ContactFanOutStream):
             result.note = f"{unreadable} event(s) without a unix created_at were skipped."
         return result
 
-    def record(self, contact: Contact, event: dict, created: int) -> dict:
+    def record(self, contact: Contact, event: dict[str, t.Any], created: int) -> Record:
         """The record of one event."""
         name = str(event.get("event_name") or "")
         metadata = event.get("metadata")

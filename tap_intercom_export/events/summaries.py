@@ -8,6 +8,7 @@ https://developers.intercom.com/docs/references/rest-api/api.intercom.io/data-ev
 
 from __future__ import annotations
 
+import sys
 import typing as t
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -28,8 +29,13 @@ from tap_intercom_export.events.fanout import (
 )
 from tap_intercom_export.timeutil import iso, unix
 
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
 if t.TYPE_CHECKING:
-    from singer_sdk.helpers.types import Context
+    from singer_sdk.helpers.types import Context, Record
 
 #: Who the event (or summary) belongs to, and its name: shared by both event streams.
 CONTACT_EVENT_PROPERTIES = (
@@ -136,6 +142,7 @@ class ContactEventSummariesStream(ContactFanOutStream):
         """Selected and incremental: contact_events should note the contacts it sees events of."""
         return self.selected and self.plan().since is not None
 
+    @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str | None:
         """The run's upper bound: no bookmark may claim events newer than it."""
         return iso(self.plan().until)
@@ -257,7 +264,7 @@ class ContactEventSummariesStream(ContactFanOutStream):
         result.note = " ".join(notes) or None
         return result
 
-    def record(self, contact: Contact, body: dict, item: dict) -> dict:
+    def record(self, contact: Contact, body: dict[str, t.Any], item: dict[str, t.Any]) -> Record:
         """The record of one event name's summary."""
         return {
             "contact_id": contact.id,

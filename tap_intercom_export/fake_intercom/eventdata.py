@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import typing as t
 from dataclasses import dataclass
 
 DAY = 86400
 
 EVENT_NAMES = ["signed-up", "ordered-item", "invited-friend", "viewed-pricing"]
+#: Every third generated contact is a lead (no external_id), the others users.
+LEAD_EVERY = 3
+#: Every seventh generated contact has no email.
+NO_EMAIL_EVERY = 7
 
 
 @dataclass
@@ -19,7 +24,7 @@ class FakeContact:
     email: str | None
     created_at: int
 
-    def body(self) -> dict:
+    def body(self) -> dict[str, t.Any]:
         """The contact object as `GET /contacts` returns it."""
         return {
             "type": "contact",
@@ -39,7 +44,7 @@ class FakeEvent:
 
     name: str
     created_at: int
-    metadata: dict | None = None
+    metadata: dict[str, t.Any] | None = None
     #: Intercom keeps milliseconds: `before` links name them. Unique per contact in the fake.
     millis: int = 0
 
@@ -55,7 +60,7 @@ def free_millis(events: list[FakeEvent], created_at: int) -> int:
     return next(ms for ms in range(1000) if ms not in taken)
 
 
-def _metadata(name: str, created_at: int, n: int) -> dict | None:
+def _metadata(name: str, created_at: int, n: int) -> dict[str, t.Any] | None:
     """Metadata of every type Intercom stores: text, numbers, dates, links, rich links, money."""
     if name == "signed-up":
         return {
@@ -87,10 +92,10 @@ def generate(
     span = days * DAY
     for i in range(contacts):
         cid = f"6{i:023x}"
-        lead = i % 3 == 2
+        lead = i % LEAD_EVERY == LEAD_EVERY - 1
         email = (
             None
-            if i % 7 == 6
+            if i % NO_EMAIL_EVERY == NO_EMAIL_EVERY - 1
             else (f"person{i}+tag@example.com" if i % 2 else f"person{i}@example.com")
         )
         contact = FakeContact(
@@ -99,7 +104,7 @@ def generate(
         people.append(contact)
         count = (i * 5) % (per_contact + 1)
         seen: set[tuple[str, int]] = set()
-        mine = []
+        mine: list[FakeEvent] = []
         for j in range(count):
             name = EVENT_NAMES[(i + j) % len(EVENT_NAMES)]
             # Knuth's multiplicative hash spreads events evenly over the span, deterministically.

@@ -14,6 +14,7 @@ import threading
 import typing as t
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from http import HTTPStatus
 from urllib.parse import unquote, urlencode
 
 from tap_intercom_export.fake_intercom.eventdata import (
@@ -124,7 +125,7 @@ class EventsAPI:
         return contact
 
     def add_event(
-        self, contact_id: str, name: str, created_at: int, metadata: dict | None = None
+        self, contact_id: str, name: str, created_at: int, metadata: dict[str, t.Any] | None = None
     ) -> None:
         """Record an event for a contact (as if submitted to Intercom)."""
         with self.lock:
@@ -145,9 +146,9 @@ class EventsAPI:
         shown = [e for e in mine if now - LISTABLE_SECONDS < e.created_at <= now]
         return sorted(shown, key=lambda e: -e.created_ms)
 
-    def event_body(self, contact: FakeContact, event: FakeEvent) -> dict:
+    def event_body(self, contact: FakeContact, event: FakeEvent) -> dict[str, t.Any]:
         """An event object as Intercom lists it."""
-        body = {
+        body: dict[str, t.Any] = {
             "type": "event",
             "event_name": event.name,
             "created_at": event.created_at,
@@ -182,12 +183,14 @@ class EventsAPI:
                     400, error_body("parameter_invalid", "per_page must be between 1 and 150")
                 )
             start = 0
-            if req.arg("starting_after"):
-                start = _untoken(req.arg("starting_after") or "")
-                if start is None:
+            cursor = req.arg("starting_after")
+            if cursor:
+                after = _untoken(cursor)
+                if after is None:
                     return Response(
                         400, error_body("parameter_invalid", "starting_after is invalid")
                     )
+                start = after
             with self.lock:
                 everyone = list(self.contacts)
             page = everyone[start : start + per_page]
@@ -233,9 +236,8 @@ class EventsAPI:
                 return Response(404, error_body("not_found", "User Not Found"))
             if contact.id in self.failing:
                 status = self.failing[contact.id]
-                return Response(
-                    status, error_body("server_error" if status >= 500 else "forbidden", "Refused")
-                )
+                code = "server_error" if status >= HTTPStatus.INTERNAL_SERVER_ERROR else "forbidden"
+                return Response(status, error_body(code, "Refused"))
             if req.arg("summary") == "true":
                 return Response(200, self._summary(req, contact))
             per_page = int(req.arg("per_page") or EVENTS_DEFAULT_PER_PAGE)
@@ -282,7 +284,7 @@ class EventsAPI:
         query.update(params)
         return f"{self.fake.url}/events?{urlencode(query)}"
 
-    def _summary(self, req: Request, contact: FakeContact) -> dict:
+    def _summary(self, req: Request, contact: FakeContact) -> dict[str, t.Any]:
         with self.lock:
             mine = [
                 e for e in self.events.get(contact.id, []) if e.created_at <= self.current_time()
@@ -316,7 +318,7 @@ class EventsAPI:
         return body
 
 
-def install(
+def install(  # noqa: PLR0913 - one keyword-only knob per build() option (OPTIONS)
     fake: FakeIntercom,
     *,
     contacts: int = 50,
