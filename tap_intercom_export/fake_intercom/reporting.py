@@ -163,7 +163,7 @@ def value(dataset: FakeDataset, attr: FakeAttribute, i: int, ts: int) -> str:
         return TEAMS[i % len(TEAMS)]
     if kind == "text":
         return "" if i % 2 else f'Great, thanks!\n"Row {i}", really'
-    return "" if i % 4 == 0 else f"{attr.name} {i % 5}"
+    return "" if i % 4 == 0 else f"{attr.name} {(i + len(attr.id)) % 5}"
 
 
 @dataclass

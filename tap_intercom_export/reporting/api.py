@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typing as t
 
-from tap_intercom_export.errors import ExportError, IntercomNotFoundError
+from tap_intercom_export.errors import ExportError, IntercomAPIError, IntercomNotFoundError
 from tap_intercom_export.jobs.api import ExportClient, Job
 from tap_intercom_export.jobs.archive import Archive, member_stem
 from tap_intercom_export.reporting.schemas import Attribute, DatasetSpec
@@ -104,7 +104,17 @@ class ReportingExportClient(ExportClient):
 
     def enqueue(self, window: Window) -> Job:
         """Enqueue a new job for `window` (never one enqueued ahead)."""
-        job = super().create(window)
+        try:
+            job = super().create(window)
+        except IntercomAPIError as exc:
+            if exc.status != 400:  # noqa: PLR2004
+                raise
+            msg = (
+                f"{exc}. Intercom refused the reporting job for {self.stream_name} {window}: if an "
+                "attribute is named, the workspace's attributes changed since the catalog was made; "
+                "run --discover again (or drop that property from the catalog)."
+            )
+            raise ExportError(msg) from exc
         self.fresh[job.job_id] = 0
         return job
 

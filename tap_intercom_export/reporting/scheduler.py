@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import typing as t
 
-from tap_intercom_export.errors import ExportJobActiveError, IntercomAPIError, IntercomAuthError
+from tap_intercom_export.errors import ExportError, ExportJobActiveError, IntercomAPIError, IntercomAuthError
 from tap_intercom_export.jobs.windows import Window, plan_windows
 
 if t.TYPE_CHECKING:
@@ -126,7 +126,7 @@ class ReportingScheduler:
             except IntercomAuthError as exc:
                 self.forbid(exc)
                 return
-            except IntercomAPIError as exc:
+            except (IntercomAPIError, ExportError) as exc:
                 # The stream meets this error itself when it gets there, with its own message.
                 self.logger.info("Not enqueueing %s %s ahead: %s", stream, window, exc)
                 self._full = True

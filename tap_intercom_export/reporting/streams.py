@@ -274,7 +274,7 @@ def stream_class(spec: DatasetSpec, scheduler: ReportingScheduler) -> type[Repor
             "name": spec.stream_name,
             "spec": spec,
             "scheduler": scheduler,
-            "primary_keys": spec.key,
+            "primary_keys": list(spec.key),
             "schema": spec.json_schema(),
         },
     )
