@@ -152,12 +152,3 @@ def test_rows_land_whatever_the_download_container(make_fake, rclock) -> None:
         run = run_tap(reporting_config(fake, reporting_datasets=["tickets"]), select=["reporting_tickets"])
         want = sum(len(fake.reporting.rows("tickets", a, b)) for a, b in windows())
         assert len(run.records("reporting_tickets")) == want > 0, container
-
-
-def test_first_sync_starts_at_start_date_and_keeps_in_retention(make_fake, rclock) -> None:
-    fake = make_fake()
-    config = reporting_config(fake, start_date="2019-01-01T00:00:00Z", reporting_window_days=400,
-                              reporting_datasets=["tickets"])  # fmt: skip
-    run_tap(config, select=["reporting_tickets"])
-    first = enqueues(fake)[0]
-    assert first["start_time"] >= START - 731 * DAY

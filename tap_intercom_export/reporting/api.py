@@ -110,9 +110,10 @@ class ReportingExportClient(ExportClient):
             if exc.status != 400:  # noqa: PLR2004
                 raise
             msg = (
-                f"{exc}. Intercom refused the reporting job for {self.stream_name} {window}: if an "
-                "attribute is named, the workspace's attributes changed since the catalog was made; "
-                "run --discover again (or drop that property from the catalog)."
+                f"{exc}. Intercom refused the reporting job for {self.stream_name} {window}: if it "
+                "names attributes, the workspace's attributes changed since the catalog was made "
+                "(run --discover again); if it names the time, start_date lies outside the "
+                "workspace's reporting retention (2 years, 3 with extended retention)."
             )
             raise ExportError(msg) from exc
         self.fresh[job.job_id] = 0

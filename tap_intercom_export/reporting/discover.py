@@ -10,7 +10,9 @@ from __future__ import annotations
 import typing as t
 
 from tap_intercom_export.client import IntercomStream, _is_number
-from tap_intercom_export.errors import ConfigError, IntercomAuthError, IntercomNotFoundError
+from singer_sdk.exceptions import RetriableAPIError
+
+from tap_intercom_export.errors import ConfigError, IntercomAPIError, IntercomAuthError, IntercomNotFoundError
 from tap_intercom_export.reporting.api import DATASETS_PATH, ReportingExportClient
 from tap_intercom_export.reporting.scheduler import PERMISSION_HINT, ReportingScheduler
 from tap_intercom_export.reporting.schemas import DatasetSpec
@@ -77,6 +79,9 @@ def _from_workspace(tap: Tap) -> list[DatasetSpec]:
         tap.logger.warning(
             "No reporting_* streams: %s. The reporting data export needs intercom_version 2.14 or later.", exc
         )
+    except (IntercomAPIError, RetriableAPIError) as exc:
+        # Discovery of reporting datasets must not take the other streams down with it.
+        tap.logger.warning("No reporting_* streams this time: listing reporting datasets failed: %s", exc)
     return []
 
 

@@ -27,9 +27,6 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 IN_FLIGHT = "in_flight_jobs"
-# Intercom keeps reporting data 2 years (3 with extended retention); an older start_time is
-# refused with 400, so the first window starts no earlier.
-RETENTION_DAYS = 730
 
 
 class ReportingStream(IntercomStream):
@@ -124,16 +121,6 @@ class ReportingStream(IntercomStream):
         # Reporting rows change after the fact (a conversation closes days after it started):
         # each run exports the last `reporting_lookback_days` again; keys make it an upsert.
         start = (start_date or now - DEFAULT_START_DAYS * 86400) if saved is None else max(saved - lookback, start_date or 0)
-        earliest = now - RETENTION_DAYS * 86400
-        if start < earliest:
-            self.logger.warning(
-                "%s: Intercom keeps reporting data %d days; starting at %s instead of %s.",
-                self.name,
-                RETENTION_DAYS,
-                iso(earliest),
-                iso(start),
-            )
-            start = earliest
         end = min(config_time(self.config, "end_date") or now, now)
         self.high_water = saved or start
         return chain_windows(start, end, self.export_settings().window_seconds, self.in_flight())
