@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import typing as t
 
-from tap_intercom_export.client import IntercomStream, _is_number
+import requests
 from singer_sdk.exceptions import RetriableAPIError
 
+from tap_intercom_export.client import IntercomStream, _is_number
 from tap_intercom_export.errors import ConfigError, IntercomAPIError, IntercomAuthError, IntercomNotFoundError
 from tap_intercom_export.reporting.api import DATASETS_PATH, ReportingExportClient
 from tap_intercom_export.reporting.scheduler import PERMISSION_HINT, ReportingScheduler
@@ -31,6 +32,9 @@ class _DatasetsProbe(IntercomStream):
     name = "reporting_datasets"
     path = DATASETS_PATH
     schema: t.ClassVar[dict] = {"type": "object", "properties": {}}
+    # Discovery runs before every sync without a catalog: an unreachable API must not hold it
+    # up for the ten tries of a sync request.
+    max_tries = 3
 
 
 def check_settings(config: t.Mapping[str, t.Any]) -> None:
@@ -79,7 +83,7 @@ def _from_workspace(tap: Tap) -> list[DatasetSpec]:
         tap.logger.warning(
             "No reporting_* streams: %s. The reporting data export needs intercom_version 2.14 or later.", exc
         )
-    except (IntercomAPIError, RetriableAPIError) as exc:
+    except (IntercomAPIError, RetriableAPIError, requests.exceptions.RequestException) as exc:
         # Discovery of reporting datasets must not take the other streams down with it.
         tap.logger.warning("No reporting_* streams this time: listing reporting datasets failed: %s", exc)
     return []

@@ -86,11 +86,12 @@ def _header_name(attr_id: str, name: str, qualified: str | None) -> str:
 
 
 def _unique(name: str, taken: set[str]) -> str:
+    # Compared without case: several loaders fold column names to lower case.
     candidate, n = name, 1
-    while candidate in taken or candidate in RESERVED:
+    while candidate.lower() in taken or candidate in RESERVED:
         n += 1
         candidate = f"{name}_{n}"
-    taken.add(candidate)
+    taken.add(candidate.lower())
     return candidate
 
 
