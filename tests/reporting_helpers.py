@@ -21,7 +21,9 @@ def rclock(clock: VirtualClock, monkeypatch: pytest.MonkeyPatch) -> VirtualClock
     """The virtual clock, driving the reporting streams' waits too."""
     monkeypatch.setattr(ReportingStream, "sleep", staticmethod(clock.sleep))
     monkeypatch.setattr(ReportingStream, "monotonic", staticmethod(lambda: clock.now))
-    monkeypatch.setattr(ReportingStream, "wall_clock", staticmethod(lambda: float(NOW + 3600) + clock.now))
+    monkeypatch.setattr(
+        ReportingStream, "wall_clock", staticmethod(lambda: float(NOW + 3600) + clock.now)
+    )
     return clock
 
 

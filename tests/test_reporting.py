@@ -43,7 +43,9 @@ def test_discover_lists_every_dataset(make_fake) -> None:
     assert props["time_to_first_response"]["type"] == ["number", "null"]
     assert props["channel"]["type"] == ["string", "null"]
     assert props["Brand_2"]["title"] == "Brand"
-    assert {"export_job_id", "export_window_start", "export_window_end", "extra_columns"} <= set(props)
+    assert {"export_job_id", "export_window_start", "export_window_end", "extra_columns"} <= set(
+        props
+    )
     assert conversation["key_properties"] == ["conversation_id"]
     assert entries["reporting_tickets"]["key_properties"] == ["ticket_id"]
     assert entries["reporting_admin_status_change"]["key_properties"] == ["_row_key"]
@@ -53,17 +55,23 @@ def test_discover_lists_every_dataset(make_fake) -> None:
 def test_discover_from_216_uses_the_same_names(make_fake) -> None:
     fake = make_fake(version="2.16")
     catalog = TapIntercomExport(config=reporting_config(fake, intercom_version="2.16")).catalog_dict
-    props = next(e for e in catalog["streams"] if e["tap_stream_id"] == "reporting_conversation")["schema"]["properties"]
+    props = next(e for e in catalog["streams"] if e["tap_stream_id"] == "reporting_conversation")[
+        "schema"
+    ]["properties"]
     assert {"conversation_id", "Account tier", "Brand", "Brand_2"} <= set(props)
     assert "`timestamp.conversation_started_at`" in props["conversation_started_at"]["description"]
 
 
 def test_reporting_datasets_setting_narrows_discovery(make_fake) -> None:
     fake = make_fake()
-    catalog = TapIntercomExport(config=reporting_config(fake, reporting_datasets=["tickets"])).catalog_dict
-    assert [e["tap_stream_id"] for e in catalog["streams"] if e["tap_stream_id"].startswith("reporting_")] == [
-        "reporting_tickets"
-    ]
+    catalog = TapIntercomExport(
+        config=reporting_config(fake, reporting_datasets=["tickets"])
+    ).catalog_dict
+    assert [
+        e["tap_stream_id"]
+        for e in catalog["streams"]
+        if e["tap_stream_id"].startswith("reporting_")
+    ] == ["reporting_tickets"]
 
 
 def test_sync_lands_exactly_the_fakes_rows(make_fake, rclock) -> None:
@@ -96,7 +104,11 @@ def test_sync_lands_exactly_the_fakes_rows(make_fake, rclock) -> None:
     # A row on a window bound comes in both windows (Intercom does not say whether end_time is
     # inclusive; the fake takes it as inclusive): the same deterministic key makes it an upsert.
     keys = [r["_row_key"] for r in run.records("reporting_admin_status_change")]
-    assert len(set(keys)) == len(fake.reporting.rows("admin_status_change", START, END)) == len(keys) - 2
+    assert (
+        len(set(keys))
+        == len(fake.reporting.rows("admin_status_change", START, END))
+        == len(keys) - 2
+    )
 
 
 def run_window_start(window: tuple[int, int]) -> str:
@@ -113,12 +125,18 @@ def test_rerun_from_final_state_exports_only_the_lookback(make_fake, rclock) -> 
     again = run_tap(config, state=first.state, select=STREAMS)
 
     bodies = enqueues(fake)[before:]
-    assert sorted(b["dataset_id"] for b in bodies) == sorted(s.removeprefix("reporting_") for s in STREAMS)
+    assert sorted(b["dataset_id"] for b in bodies) == sorted(
+        s.removeprefix("reporting_") for s in STREAMS
+    )
     assert {(b["start_time"], b["end_time"]) for b in bodies} == {(END - 2 * DAY, END)}
     for stream in STREAMS:
         records = again.records(stream)
-        assert records and all(r["export_window_start"] == "2023-11-12T00:00:00+00:00" for r in records)
-        assert again.state["bookmarks"][stream]["replication_key_value"] == "2023-11-14T00:00:00+00:00"
+        assert records and all(
+            r["export_window_start"] == "2023-11-12T00:00:00+00:00" for r in records
+        )
+        assert (
+            again.state["bookmarks"][stream]["replication_key_value"] == "2023-11-14T00:00:00+00:00"
+        )
 
 
 @pytest.mark.parametrize("version", ["2.14", "2.16"])
@@ -129,7 +147,7 @@ def test_three_selected_properties_send_three_attribute_ids(make_fake, rclock, v
     entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "reporting_conversation")
     chosen = {"conversation_id", "channel", "Brand_2"}
     for md in entry["metadata"]:
-        if len(md["breadcrumb"]) == 2 and md["metadata"].get("inclusion") != "automatic":  # noqa: PLR2004
+        if len(md["breadcrumb"]) == 2 and md["metadata"].get("inclusion") != "automatic":
             md["metadata"]["selected"] = md["breadcrumb"][1] in chosen
     run = run_tap(config, catalog=catalog)
 
@@ -138,7 +156,12 @@ def test_three_selected_properties_send_three_attribute_ids(make_fake, rclock, v
         expected = ["standard.conversation_id", "timestamp.conversation_started_at", "standard.channel",
                     "conversation.conversation_custom_attribute.3"]  # fmt: skip
     else:
-        expected = ["conversation_id", "conversation_started_at", "channel", "conversation_custom_attribute.3"]
+        expected = [
+            "conversation_id",
+            "conversation_started_at",
+            "channel",
+            "conversation_custom_attribute.3",
+        ]
     assert body["attribute_ids"] == expected
     record = run.records("reporting_conversation")[1]
     # The time attribute is requested but, deselected, not emitted.
@@ -149,6 +172,8 @@ def test_three_selected_properties_send_three_attribute_ids(make_fake, rclock, v
 def test_rows_land_whatever_the_download_container(make_fake, rclock) -> None:
     for container in ("csv.gz", "tar.gz", "zip", "csv"):
         fake = make_fake(reporting_container=container)
-        run = run_tap(reporting_config(fake, reporting_datasets=["tickets"]), select=["reporting_tickets"])
+        run = run_tap(
+            reporting_config(fake, reporting_datasets=["tickets"]), select=["reporting_tickets"]
+        )
         want = sum(len(fake.reporting.rows("tickets", a, b)) for a, b in windows())
         assert len(run.records("reporting_tickets")) == want > 0, container

@@ -41,7 +41,9 @@ def test_five_pending_429_is_waited_out(make_fake, rclock) -> None:
 def test_five_pending_429_gives_up_after_the_timeout(make_fake, rclock) -> None:
     fake = make_fake()
     fake.reporting.foreign_pending = 5
-    with pytest.raises(ExportError, match=r"Another reporting data export job .* export_timeout_seconds=600"):
+    with pytest.raises(
+        ExportError, match=r"Another reporting data export job .* export_timeout_seconds=600"
+    ):
         run_tap(tickets_config(fake, export_timeout_seconds=600), select=["reporting_tickets"])
 
 
@@ -52,7 +54,10 @@ def test_enqueue_validation_400_says_what_to_do(make_fake, rclock) -> None:
     # The workspace drops a custom attribute after the catalog was made.
     ds = fake.reporting.dataset("tickets")
     ds.attributes = [a for a in ds.attributes if a.name != "Priority level"]
-    with pytest.raises(ExportError, match=r"attribute_ids invalid for tickets dataset: ticket_custom_attribute.1.*--discover"):
+    with pytest.raises(
+        ExportError,
+        match=r"attribute_ids invalid for tickets dataset: ticket_custom_attribute.1.*--discover",
+    ):
         run_tap(config, catalog=catalog)
 
 
@@ -74,7 +79,9 @@ def test_lasting_404_of_a_fresh_job_fails(make_fake, rclock) -> None:
 def test_failed_job_is_retried(make_fake, rclock) -> None:
     fake = make_fake()
     fake.reporting.next_scripts = [["pending", "failed"]]
-    run = run_tap(tickets_config(fake, reporting_max_concurrent_jobs=1), select=["reporting_tickets"])
+    run = run_tap(
+        tickets_config(fake, reporting_max_concurrent_jobs=1), select=["reporting_tickets"]
+    )
     assert len(run.records("reporting_tickets")) == expected_tickets(fake)
     assert [(b["start_time"], b["end_time"]) for b in enqueues(fake)] == [windows()[0], *windows()]
 
@@ -82,13 +89,17 @@ def test_failed_job_is_retried(make_fake, rclock) -> None:
 def test_window_failing_twice_is_split(make_fake, rclock) -> None:
     fake = make_fake()
     fake.reporting.next_scripts = [["pending", "failed"], ["pending", "failed"]]
-    run = run_tap(tickets_config(fake, reporting_max_concurrent_jobs=1), select=["reporting_tickets"])
+    run = run_tap(
+        tickets_config(fake, reporting_max_concurrent_jobs=1), select=["reporting_tickets"]
+    )
     first = windows()[0]
     middle = first[0] + (first[1] - first[0]) // 2
     spans = [(b["start_time"], b["end_time"]) for b in enqueues(fake)]
     assert spans[:4] == [first, first, (first[0], middle), (middle, first[1])]
     got = {r["ticket_id"] for r in run.records("reporting_tickets")}
-    assert got == {r["ticket_id"] for a, b in windows() for r in fake.reporting.rows("tickets", a, b)}
+    assert got == {
+        r["ticket_id"] for a, b in windows() for r in fake.reporting.rows("tickets", a, b)
+    }
 
 
 def test_timeout_leaves_the_job_for_the_next_run(make_fake, rclock) -> None:
@@ -101,14 +112,18 @@ def test_timeout_leaves_the_job_for_the_next_run(make_fake, rclock) -> None:
     fake.reporting.jobs[job["job_identifier"]].script = ["pending", "complete"]
     again = run_tap(config, state=failed.state, select=["reporting_tickets"])
     assert len(enqueues(fake)) == 1
-    assert len(again.records("reporting_tickets")) == len(fake.reporting.rows("tickets", *windows(days=30)[0]))
+    assert len(again.records("reporting_tickets")) == len(
+        fake.reporting.rows("tickets", *windows(days=30)[0])
+    )
 
 
 class Killed(BaseException):
     """The simulated SIGKILL."""
 
 
-def test_killed_while_jobs_pending_resumes_them_without_enqueueing(make_fake, rclock, monkeypatch) -> None:
+def test_killed_while_jobs_pending_resumes_them_without_enqueueing(
+    make_fake, rclock, monkeypatch
+) -> None:
     fake = make_fake()
     config = reporting_config(fake, reporting_window_days=30, reporting_max_concurrent_jobs=3)
 
@@ -149,11 +164,15 @@ def test_jobs_in_flight_stay_within_the_setting(make_fake, rclock) -> None:
     assert len(enqueues(fake)) == 9 and sum(run.streams("reporting_").values()) > 0
 
 
-def test_token_without_permission_warns_once_and_other_streams_work(make_fake, rclock, caplog) -> None:
+def test_token_without_permission_warns_once_and_other_streams_work(
+    make_fake, rclock, caplog
+) -> None:
     fake = make_fake(reporting_forbidden=True)
     config = reporting_config(fake, end_date="2023-10-27T00:00:00Z")
     with caplog.at_level(logging.WARNING):
-        names = [e["tap_stream_id"] for e in TapIntercomExport(config=config).catalog_dict["streams"]]
+        names = [
+            e["tap_stream_id"] for e in TapIntercomExport(config=config).catalog_dict["streams"]
+        ]
     assert not [n for n in names if n.startswith("reporting_")] and "message_receipts" in names
     warnings = [r.getMessage() for r in caplog.records if "Export reporting data" in r.getMessage()]
     assert len(warnings) == 1 and "403" in warnings[0]
@@ -185,15 +204,37 @@ def test_catalog_rebuilds_streams_without_discovery(make_fake, rclock) -> None:
 @pytest.mark.parametrize(
     ("setting", "value", "message"),
     [
-        ("reporting_window_days", 0, "reporting_window_days=0 must be a number of days greater than zero"),
-        ("reporting_lookback_days", -1, "reporting_lookback_days=-1 must be a number of days, 0 or more"),
-        ("reporting_max_concurrent_jobs", 6, "reporting_max_concurrent_jobs=6 must be a whole number from 1 to 5"),
-        ("reporting_datasets", "conversation", "reporting_datasets='conversation' must be a list of dataset ids"),
-        ("reporting_datasets", ["nope"], "reporting_datasets names dataset\\(s\\) this workspace does not list: nope"),
+        (
+            "reporting_window_days",
+            0,
+            "reporting_window_days=0 must be a number of days greater than zero",
+        ),
+        (
+            "reporting_lookback_days",
+            -1,
+            "reporting_lookback_days=-1 must be a number of days, 0 or more",
+        ),
+        (
+            "reporting_max_concurrent_jobs",
+            6,
+            "reporting_max_concurrent_jobs=6 must be a whole number from 1 to 5",
+        ),
+        (
+            "reporting_datasets",
+            "conversation",
+            "reporting_datasets='conversation' must be a list of dataset ids",
+        ),
+        (
+            "reporting_datasets",
+            ["nope"],
+            "reporting_datasets names dataset\\(s\\) this workspace does not list: nope",
+        ),
     ],
 )
 def test_settings_are_validated_in_one_line(make_fake, setting, value, message) -> None:
     fake = make_fake()
     with pytest.raises(ConfigError, match=message) as err:
-        TapIntercomExport(config=reporting_config(fake, **{setting: value}), validate_config=False).streams  # noqa: B018
+        _ = TapIntercomExport(
+            config=reporting_config(fake, **{setting: value}), validate_config=False
+        ).streams
     assert "\n" not in str(err.value)

@@ -12,8 +12,16 @@ DATASET = {
     "name": "Conversation",
     "default_time_attribute_id": "conversation_started_at",
     "attributes": [
-        {"id": "conversation_id", "qualified_id": "standard.conversation_id", "name": "Conversation ID"},
-        {"id": "conversation_started_at", "qualified_id": "timestamp.conversation_started_at", "name": "Started"},
+        {
+            "id": "conversation_id",
+            "qualified_id": "standard.conversation_id",
+            "name": "Conversation ID",
+        },
+        {
+            "id": "conversation_started_at",
+            "qualified_id": "timestamp.conversation_started_at",
+            "name": "Started",
+        },
         {"id": "time_to_close", "qualified_id": "duration.time_to_close", "name": "Time to close"},
         {"id": "channel", "qualified_id": "standard.channel", "name": "Channel"},
         {"id": "p.1", "qualified_id": "people.p.1", "name": "Brand"},
@@ -37,7 +45,12 @@ def test_names_types_and_key_from_get_datasets() -> None:
 
 
 def test_before_216_types_come_from_the_ids() -> None:
-    plain = {**DATASET, "attributes": [{k: v for k, v in a.items() if k != "qualified_id"} for a in DATASET["attributes"]]}
+    plain = {
+        **DATASET,
+        "attributes": [
+            {k: v for k, v in a.items() if k != "qualified_id"} for a in DATASET["attributes"]
+        ],
+    }
     spec = DatasetSpec.from_api(plain)
     kinds = {a.prop: a.kind for a in spec.attributes}
     assert kinds["conversation_started_at"] == "date-time" and kinds["time_to_close"] == "number"
@@ -53,7 +66,9 @@ def test_dataset_without_row_identifier_gets_a_row_key() -> None:
     one, two, other = (mapper.record(r, {}) for r in (["1", "x"], ["1", "x"], ["2", "x"]))
     assert one[ROW_KEY] != two[ROW_KEY] != other[ROW_KEY]
     again = RowMapper(spec, ["conversation_id", "t"], spec.attributes)
-    assert again.record(["1", "x"], {})[ROW_KEY] == one[ROW_KEY]  # deterministic: a re-export upserts
+    assert (
+        again.record(["1", "x"], {})[ROW_KEY] == one[ROW_KEY]
+    )  # deterministic: a re-export upserts
 
 
 def test_catalog_round_trip_keeps_ids_names_types_and_time_attribute() -> None:
@@ -66,9 +81,20 @@ def test_catalog_round_trip_keeps_ids_names_types_and_time_attribute() -> None:
 
 def test_columns_matched_one_by_one_duplicates_kept_apart() -> None:
     spec = DatasetSpec.from_api(DATASET)
-    header = ["conversation_id", "conversation_started_at", "time_to_close", "Brand", "Brand", "surprise", "surprise"]
+    header = [
+        "conversation_id",
+        "conversation_started_at",
+        "time_to_close",
+        "Brand",
+        "Brand",
+        "surprise",
+        "surprise",
+    ]
     mapper = RowMapper(spec, header, spec.attributes)
-    record = mapper.record(["7", "2024-01-02 03:04:05", "n/a", "people's", "conversation's", "a", "b"], {"export_job_id": "j"})
+    record = mapper.record(
+        ["7", "2024-01-02 03:04:05", "n/a", "people's", "conversation's", "a", "b"],
+        {"export_job_id": "j"},
+    )
     assert record["Brand"] == "people's" and record["Brand_2"] == "conversation's"
     assert record["conversation_started_at"] == "2024-01-02T03:04:05"
     assert record["time_to_close"] is None
@@ -81,11 +107,19 @@ def test_columns_matched_one_by_one_duplicates_kept_apart() -> None:
 def test_values_are_typed_without_loss() -> None:
     spec = DatasetSpec.from_api(DATASET)
     mapper = RowMapper(spec, ["conversation_started_at", "time_to_close"], spec.attributes)
-    assert mapper.record(["1700000000", "12"], {})["conversation_started_at"] == "2023-11-14T22:13:20+00:00"
+    assert (
+        mapper.record(["1700000000", "12"], {})["conversation_started_at"]
+        == "2023-11-14T22:13:20+00:00"
+    )
     assert mapper.record(["", "12.5"], {})["time_to_close"] == 12.5
-    assert mapper.record(["2024-01-02T03:04:05Z", "1e3"], {})["conversation_started_at"] == "2024-01-02T03:04:05+00:00"
+    assert (
+        mapper.record(["2024-01-02T03:04:05Z", "1e3"], {})["conversation_started_at"]
+        == "2024-01-02T03:04:05+00:00"
+    )
     odd = mapper.record(["yesterday", ""], {})
-    assert odd["conversation_started_at"] is None and odd["extra_columns"] == {"conversation_started_at": "yesterday"}
+    assert odd["conversation_started_at"] is None and odd["extra_columns"] == {
+        "conversation_started_at": "yesterday"
+    }
 
 
 def test_qualified_ids_from_216() -> None:
@@ -96,10 +130,16 @@ def test_qualified_ids_from_216() -> None:
 
 def test_windows_keep_in_flight_bounds() -> None:
     day = 86400
-    assert chain_windows(0, 20 * day, 7 * day, []) == [Window(0, 7 * day), Window(7 * day, 14 * day), Window(14 * day, 20 * day)]
+    assert chain_windows(0, 20 * day, 7 * day, []) == [
+        Window(0, 7 * day),
+        Window(7 * day, 14 * day),
+        Window(14 * day, 20 * day),
+    ]
     # A job in flight for [3d, 9d) from a killed run with other settings: kept, planned around.
     assert chain_windows(0, 20 * day, 7 * day, [Window(3 * day, 9 * day)]) == [
         Window(0, 3 * day), Window(3 * day, 9 * day), Window(9 * day, 16 * day), Window(16 * day, 20 * day),
     ]  # fmt: skip
     # One that no longer fits the plan (before its start, or past its end) is left out.
-    assert chain_windows(5 * day, 6 * day, 7 * day, [Window(0, day), Window(5 * day, 8 * day)]) == [Window(5 * day, 6 * day)]
+    assert chain_windows(5 * day, 6 * day, 7 * day, [Window(0, day), Window(5 * day, 8 * day)]) == [
+        Window(5 * day, 6 * day)
+    ]

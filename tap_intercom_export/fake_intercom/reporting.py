@@ -3,9 +3,8 @@
 As /work/shared/intercom/reporting_export.md describes it: `get_datasets` (qualified ids from
 2.16), enqueue validation (400), at most 5 pending jobs (429), a job's first status calls may
 answer 404, `pending` then `complete` or `failed`, a gzipped CSV download that needs
-`Accept: application/octet-stream`, and 403 for a token without the permission. Which ids custom
-attributes have is not documented: here they are `<ns>_custom_attribute.<n>`, headed in the CSV
-by their display name.
+`Accept: application/octet-stream`, and 403 for a token without the permission. The datasets and
+their rows are in reporting_data.py.
 """
 
 from __future__ import annotations
@@ -20,150 +19,18 @@ import threading
 import typing as t
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
+from tap_intercom_export.fake_intercom.reporting_data import (
+    FakeAttribute,
+    FakeDataset,
+    datasets,
+    value,
+)
 from tap_intercom_export.fake_intercom.server import FakeIntercom, Request, Response, error_body
 
 OPTIONS = frozenset({"reporting_container", "reporting_script", "reporting_forbidden"})
 MAX_PENDING = 5
-STANDARD = ("standard", "timestamp", "duration")
-CHANNELS = ["Chat", "Email", "Phone", "WhatsApp"]
-TEAMS = ["Unassigned", "Support, EMEA", 'Billing "Tier 2"']
-
-
-@dataclass(frozen=True)
-class FakeAttribute:
-    """An attribute: its ids, display name and what its values look like."""
-
-    id: str
-    namespace: str
-    name: str
-    kind: str  # id, ts, ts_late, dur, label, team, text, custom
-
-    @property
-    def qualified_id(self) -> str:
-        """`timestamp.conversation_started_at`."""
-        return f"{self.namespace}.{self.id}"
-
-    @property
-    def header(self) -> str:
-        """How the CSV heads its column: plain id if standard, else the display name."""
-        return self.id if self.namespace in STANDARD else self.name
-
-
-def _attr(qualified: str, name: str, kind: str) -> FakeAttribute:
-    namespace, attr_id = qualified.split(".", 1)
-    return FakeAttribute(attr_id, namespace, name, kind)
-
-
-def _custom(namespace: str, n: int, name: str) -> FakeAttribute:
-    return FakeAttribute(f"{namespace}_custom_attribute.{n}", namespace, name, "custom")
-
-
-@dataclass
-class FakeDataset:
-    """A dataset whose row i has its time attribute at `start + i * step`."""
-
-    id: str
-    name: str
-    time_attribute: str
-    step: int
-    attributes: list[FakeAttribute]
-
-    def api(self, qualified: bool) -> dict[str, t.Any]:
-        """The `get_datasets` entry."""
-        attrs = []
-        for a in self.attributes:
-            entry = {"id": a.id, "name": a.name}
-            if qualified:
-                entry = {"id": a.id, "qualified_id": a.qualified_id, "name": a.name}
-            attrs.append(entry)
-        return {
-            "id": self.id,
-            "name": self.name,
-            "description": f"{self.name} data",
-            "default_time_attribute_id": self.time_attribute,
-            "attributes": attrs,
-        }
-
-
-def _datasets() -> list[FakeDataset]:
-    conversation_std = [
-        _attr("standard.conversation_id", "Conversation ID", "id"),
-        _attr("timestamp.conversation_started_at", "Conversation started at", "ts"),
-        _attr("timestamp.conversation_closed_at", "Conversation closed at", "ts_late"),
-        _attr("timestamp.first_response_at", "First response at", "ts_late"),
-        _attr("duration.time_to_first_response", "Time to first response", "dur"),
-        _attr("duration.time_to_close", "Time to close", "dur"),
-        _attr("standard.channel", "Channel", "label"),
-        _attr("standard.state", "State", "label"),
-        _attr("team.team_assigned", "Team currently assigned", "team"),
-        _attr("teammate.teammate_assigned", "Teammate currently assigned", "team"),
-        _attr("standard.conversation_rating", "Conversation rating", "label"),
-        _attr("standard.conversation_remark", "Conversation rating remark", "text"),
-        *(_attr(f"standard.fin_metric_{n}", f"Fin metric {n}", "label") for n in range(1, 21)),
-    ]
-    custom = [
-        _custom("people", 1, "Account tier"),
-        _custom("people", 2, "Brand"),
-        _custom("conversation", 3, "Brand"),  # the same display name, on the conversation
-        *(_custom("conversation", n, f"Custom field {n}") for n in range(4, 84)),
-    ]
-    return [
-        FakeDataset("conversation", "Conversation", "conversation_started_at", 7200, conversation_std + custom),
-        FakeDataset(
-            "tickets",
-            "Tickets",
-            "ticket_created_at",
-            5 * 3600,
-            [
-                _attr("standard.ticket_id", "Ticket ID", "id"),
-                _attr("timestamp.ticket_created_at", "Ticket created at", "ts"),
-                _attr("standard.ticket_type", "Ticket type", "label"),
-                _attr("standard.ticket_state", "Ticket state", "label"),
-                _attr("duration.time_to_resolve", "Time to resolve", "dur"),
-                _custom("ticket", 1, "Priority level"),
-            ],
-        ),
-        FakeDataset(
-            "admin_status_change",
-            "Teammate status",
-            "teammate_status_period_started_at",
-            3 * 3600,
-            [
-                _attr("teammate.teammate", "Teammate", "team"),
-                _attr("timestamp.teammate_status_period_started_at", "Status period started at", "ts"),
-                _attr("duration.teammate_status_period_duration", "Status period duration", "dur"),
-                _attr("standard.away_status_reason", "Away reason", "label"),
-            ],
-        ),
-    ]
-
-
-def _text_time(ts: int) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def value(dataset: FakeDataset, attr: FakeAttribute, i: int, ts: int) -> str:
-    """The raw CSV value of `attr` in row i (deterministic; some empty, some awkward)."""
-    kind = attr.kind
-    if kind == "id":
-        return str(100000 + i)
-    if kind == "ts":
-        return _text_time(ts)
-    if kind == "ts_late":
-        return "" if i % 3 == 0 else _text_time(ts + 600 + i % 7 * 60)
-    if kind == "dur":
-        # Intercom writes durations in seconds; one row in 13 has a value that is not a number.
-        return "n/a" if i % 13 == 5 else str(60 + i % 50 * 30)
-    if kind == "label":
-        return CHANNELS[(i + len(attr.id)) % len(CHANNELS)]
-    if kind == "team":
-        return TEAMS[i % len(TEAMS)]
-    if kind == "text":
-        return "" if i % 2 else f'Great, thanks!\n"Row {i}", really'
-    return "" if i % 4 == 0 else f"{attr.name} {(i + len(attr.id)) % 5}"
 
 
 @dataclass
@@ -202,7 +69,7 @@ class ReportingAPI:
     container: str = "csv.gz"
     script: list[str] = field(default_factory=lambda: ["pending", "pending", "complete"])
     forbidden: bool = False
-    datasets: list[FakeDataset] = field(default_factory=_datasets)
+    datasets: list[FakeDataset] = field(default_factory=datasets)
     jobs: dict[str, ReportingJob] = field(default_factory=dict)
     #: Status scripts for the next jobs enqueued, one list per job (then `script`).
     next_scripts: list[list[str]] = field(default_factory=list)
@@ -226,7 +93,7 @@ class ReportingAPI:
     def rows(self, dataset_id: str, start: int, end: int) -> list[dict[str, str]]:
         """Rows whose time attribute lies in [start, end] (both bounds inclusive), by attribute id."""
         ds = self.dataset(dataset_id)
-        assert ds is not None  # noqa: S101
+        assert ds is not None
         first = max(0, -(-(max(start, self.start) - self.start) // ds.step))
         out = []
         i = first
@@ -250,7 +117,12 @@ class ReportingAPI:
         if (major, minor) < (2, 14):
             return Response(404, error_body("not_found", "Resource not found"))
         if self.forbidden:
-            return Response(403, error_body("token_unauthorized", "Not authorized to access resource: export_reporting_data"))
+            return Response(
+                403,
+                error_body(
+                    "token_unauthorized", "Not authorized to access resource: export_reporting_data"
+                ),
+            )
         return None
 
     def get_datasets(self, req: Request, _m: t.Any) -> Response:
@@ -258,9 +130,11 @@ class ReportingAPI:
         refused = self._refuse()
         if refused:
             return refused
-        return Response(200, {"type": "list", "data": [d.api(self._qualified()) for d in self.datasets]})
+        return Response(
+            200, {"type": "list", "data": [d.api(self._qualified()) for d in self.datasets]}
+        )
 
-    def enqueue(self, req: Request, _m: t.Any) -> Response:  # noqa: PLR0911
+    def enqueue(self, req: Request, _m: t.Any) -> Response:
         """POST /export/reporting_data/enqueue."""
         refused = self._refuse()
         if refused:
@@ -270,26 +144,42 @@ class ReportingAPI:
         try:
             start, end = int(body["start_time"]), int(body["end_time"])
         except (KeyError, TypeError, ValueError):
-            return Response(400, error_body("parameter_invalid", "start_time and end_time are required"))
+            return Response(
+                400, error_body("parameter_invalid", "start_time and end_time are required")
+            )
         ds = self.dataset(str(body.get("dataset_id")))
         if ds is None:
-            return Response(400, error_body("parameter_invalid", f"dataset_id invalid: {body.get('dataset_id')}"))
+            return Response(
+                400,
+                error_body("parameter_invalid", f"dataset_id invalid: {body.get('dataset_id')}"),
+            )
         if not isinstance(ids, list) or not ids:
-            return Response(400, error_body("parameter_invalid", "attribute_ids must list at least one attribute"))
+            return Response(
+                400,
+                error_body("parameter_invalid", "attribute_ids must list at least one attribute"),
+            )
         by_id = {(a.qualified_id if self._qualified() else a.id): a for a in ds.attributes}
         bad = [str(i) for i in ids if i not in by_id]
         if bad:
             msg = f"attribute_ids invalid for {ds.id} dataset: {', '.join(bad)}"
             return Response(400, error_body("parameter_invalid", msg))
         if end <= start:
-            return Response(400, error_body("parameter_invalid", "end_time must be after start_time"))
+            return Response(
+                400, error_body("parameter_invalid", "end_time must be after start_time")
+            )
         with self.lock:
             if self.pending() >= MAX_PENDING:
                 msg = f"Exceeded rate limit of {MAX_PENDING} pending reporting dataset export jobs"
                 return Response(429, error_body("rate_limit_exceeded", msg))
             script = self.next_scripts.pop(0) if self.next_scripts else self.script
             job = ReportingJob(
-                f"rep{next(self._ids):04d}", ds, [by_id[i] for i in ids], start, end, list(script), self.not_found_polls
+                f"rep{next(self._ids):04d}",
+                ds,
+                [by_id[i] for i in ids],
+                start,
+                end,
+                list(script),
+                self.not_found_polls,
             )
             self.jobs[job.job_id] = job
         return Response(200, job.body(self.fake.url))
@@ -305,7 +195,10 @@ class ReportingAPI:
                 job.not_found -= 1
                 job = None
             if job is None:
-                return Response(404, error_body("not_found", f"Export job not found for identifier: {m.group(1)}"))
+                return Response(
+                    404,
+                    error_body("not_found", f"Export job not found for identifier: {m.group(1)}"),
+                )
             if job.status == "pending":
                 job.polls += 1
                 job.status = job.script[min(job.polls, len(job.script) - 1)]
@@ -320,9 +213,13 @@ class ReportingAPI:
             return refused
         job = self.jobs.get(m.group(1))
         if job is None or job.file is None:
-            return Response(404, error_body("not_found", f"Export job not found for identifier: {m.group(1)}"))
+            return Response(
+                404, error_body("not_found", f"Export job not found for identifier: {m.group(1)}")
+            )
         if req.headers.get("accept") != "application/octet-stream":
-            return Response(406, error_body("not_acceptable", "Accept: application/octet-stream required"))
+            return Response(
+                406, error_body("not_acceptable", "Accept: application/octet-stream required")
+            )
         return Response(200, file=str(job.file))
 
     def _build(self, job: ReportingJob) -> None:

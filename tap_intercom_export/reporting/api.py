@@ -33,7 +33,7 @@ class ReportingNamer:
         """`data` for a CSV member; None for anything else (skipped)."""
         return "data" if member_stem(name) is not None else None
 
-    def kind_from_header(self, header: list[str]) -> str:  # noqa: ARG002 - one kind only
+    def kind_from_header(self, header: list[str]) -> str:
         """A lone CSV is the dataset's rows."""
         return "data"
 
@@ -94,7 +94,7 @@ class ReportingExportClient(ExportClient):
     def create_body(self, window: Window) -> dict[str, t.Any]:
         """Unix seconds; the end is sent as is (a row on the bound may come in both windows,
         and its key dedupes it: Intercom does not say whether `end_time` is inclusive)."""
-        assert self.dataset is not None  # noqa: S101 - only discovery runs without a dataset
+        assert self.dataset is not None
         return {
             "dataset_id": self.dataset.id,
             "attribute_ids": [a.request_id(self.qualified) for a in self.attributes],
@@ -107,7 +107,7 @@ class ReportingExportClient(ExportClient):
         try:
             job = super().create(window)
         except IntercomAPIError as exc:
-            if exc.status != 400:  # noqa: PLR2004
+            if exc.status != 400:
                 raise
             msg = (
                 f"{exc}. Intercom refused the reporting job for {self.stream_name} {window}: if it "
@@ -168,7 +168,9 @@ class ReportingExportClient(ExportClient):
             if seen is None or seen >= NOT_FOUND_GRACE:
                 raise
             self.fresh[job_id] = seen + 1
-            self.logger.info("Reporting job %s is not visible yet (HTTP 404): polling again.", job_id)
+            self.logger.info(
+                "Reporting job %s is not visible yet (HTTP 404): polling again.", job_id
+            )
             return Job(job_id=job_id, status="pending")
 
     def cancel(self, job_id: str) -> Job:

@@ -13,7 +13,12 @@ import requests
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_intercom_export.client import IntercomStream, _is_number
-from tap_intercom_export.errors import ConfigError, IntercomAPIError, IntercomAuthError, IntercomNotFoundError
+from tap_intercom_export.errors import (
+    ConfigError,
+    IntercomAPIError,
+    IntercomAuthError,
+    IntercomNotFoundError,
+)
 from tap_intercom_export.reporting.api import DATASETS_PATH, ReportingExportClient
 from tap_intercom_export.reporting.scheduler import PERMISSION_HINT, ReportingScheduler
 from tap_intercom_export.reporting.schemas import DatasetSpec
@@ -48,7 +53,9 @@ def check_settings(config: t.Mapping[str, t.Any]) -> None:
         msg = f"Setting reporting_lookback_days={lookback!r} must be a number of days, 0 or more."
         raise ConfigError(msg)
     jobs = config.get("reporting_max_concurrent_jobs")
-    if jobs is not None and not (_is_number(jobs) and float(jobs).is_integer() and 1 <= jobs <= MAX_PENDING):
+    if jobs is not None and not (
+        _is_number(jobs) and float(jobs).is_integer() and 1 <= jobs <= MAX_PENDING
+    ):
         msg = (
             f"Setting reporting_max_concurrent_jobs={jobs!r} must be a whole number from 1 to "
             f"{MAX_PENDING} (Intercom allows {MAX_PENDING} pending reporting jobs per workspace)."
@@ -58,7 +65,7 @@ def check_settings(config: t.Mapping[str, t.Any]) -> None:
     if wanted is not None and not (
         isinstance(wanted, (list, tuple)) and all(isinstance(w, str) and w.strip() for w in wanted)
     ):
-        msg = f"Setting reporting_datasets={wanted!r} must be a list of dataset ids, e.g. [\"conversation\"]."
+        msg = f'Setting reporting_datasets={wanted!r} must be a list of dataset ids, e.g. ["conversation"].'
         raise ConfigError(msg)
 
 
@@ -68,7 +75,9 @@ def _from_catalog(tap: Tap) -> list[DatasetSpec]:
         if entry.tap_stream_id.startswith("reporting_"):
             specs.append(
                 DatasetSpec.from_catalog(
-                    entry.tap_stream_id.removeprefix("reporting_"), entry.schema.to_dict(), entry.key_properties or ()
+                    entry.tap_stream_id.removeprefix("reporting_"),
+                    entry.schema.to_dict(),
+                    entry.key_properties or (),
                 )
             )
     return specs
@@ -81,11 +90,14 @@ def _from_workspace(tap: Tap) -> list[DatasetSpec]:
         tap.logger.warning("No reporting_* streams: %s; %s.", exc, PERMISSION_HINT)
     except IntercomNotFoundError as exc:
         tap.logger.warning(
-            "No reporting_* streams: %s. The reporting data export needs intercom_version 2.14 or later.", exc
+            "No reporting_* streams: %s. The reporting data export needs intercom_version 2.14 or later.",
+            exc,
         )
     except (IntercomAPIError, RetriableAPIError, requests.exceptions.RequestException) as exc:
         # Discovery of reporting datasets must not take the other streams down with it.
-        tap.logger.warning("No reporting_* streams this time: listing reporting datasets failed: %s", exc)
+        tap.logger.warning(
+            "No reporting_* streams this time: listing reporting datasets failed: %s", exc
+        )
     return []
 
 
@@ -105,5 +117,7 @@ def discover(tap: Tap) -> list[ReportingStream]:
             )
             raise ConfigError(msg)
         specs = [s for s in specs if s.id in set(wanted)]
-    scheduler = ReportingScheduler(int(tap.config.get("reporting_max_concurrent_jobs") or 2), tap.logger)
+    scheduler = ReportingScheduler(
+        int(tap.config.get("reporting_max_concurrent_jobs") or 2), tap.logger
+    )
     return [stream_class(spec, scheduler)(tap) for spec in specs]

@@ -13,7 +13,12 @@ from __future__ import annotations
 import logging
 import typing as t
 
-from tap_intercom_export.errors import ExportError, ExportJobActiveError, IntercomAPIError, IntercomAuthError
+from tap_intercom_export.errors import (
+    ExportError,
+    ExportJobActiveError,
+    IntercomAPIError,
+    IntercomAuthError,
+)
 from tap_intercom_export.jobs.windows import Window, plan_windows
 
 if t.TYPE_CHECKING:
@@ -27,7 +32,9 @@ PERMISSION_HINT = (
 )
 
 
-def chain_windows(start: int, end: int, seconds: int, in_flight: t.Iterable[Window]) -> list[Window]:
+def chain_windows(
+    start: int, end: int, seconds: int, in_flight: t.Iterable[Window]
+) -> list[Window]:
     """Windows from start to end that keep the bounds of jobs already in flight (so they are
     reused), planned around them without gap or overlap."""
     windows: list[Window] = []
@@ -91,7 +98,11 @@ class ReportingScheduler:
     def started(self, stream: str, window: Window, job: Job) -> None:
         """The engine has a job for this window (a split window's parent is done with)."""
         for other in [k for k in self.active if k[0] == stream and k[1] != window]:
-            if other[1].start < window.end and window.start < other[1].end and other not in self.unclaimed:
+            if (
+                other[1].start < window.end
+                and window.start < other[1].end
+                and other not in self.unclaimed
+            ):
                 self.active.pop(other)
         self.active[(stream, window)] = job.job_id
         self.top_up()
@@ -131,7 +142,9 @@ class ReportingScheduler:
                 self.logger.info("Not enqueueing %s %s ahead: %s", stream, window, exc)
                 self._full = True
                 return
-            self.logger.info("Enqueued reporting job %s ahead for %s %s.", job.job_id, stream, window)
+            self.logger.info(
+                "Enqueued reporting job %s ahead for %s %s.", job.job_id, stream, window
+            )
             self.active[(stream, window)] = job.job_id
             self.unclaimed.add((stream, window))
             self.recorders[stream](window, job)

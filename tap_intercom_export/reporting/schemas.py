@@ -28,7 +28,9 @@ RESERVED = frozenset({*LINEAGE, EXTRA, ROW_KEY})
 _STANDARD_NAMESPACES = frozenset({"standard", "timestamp", "duration"})
 _PLAIN_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 # Names of durations before 2.16 (no `duration.` namespace): Intercom writes them in seconds.
-_DURATION_HINT = re.compile(r"(^|_)(time_to|duration|handling_time|seconds|response_time|wait_time)")
+_DURATION_HINT = re.compile(
+    r"(^|_)(time_to|duration|handling_time|seconds|response_time|wait_time)"
+)
 _DESCRIPTION = re.compile(r"^Intercom attribute `([^`]+)`(?: \(`([^`]+)`\))?")
 # Row identifiers seen in public sources; any other dataset gets a hashed `_row_key`.
 KNOWN_KEYS: dict[str, str] = {
@@ -136,7 +138,9 @@ class DatasetSpec:
         return spec
 
     @classmethod
-    def from_catalog(cls, dataset_id: str, schema: dict[str, t.Any], key: t.Sequence[str]) -> DatasetSpec:
+    def from_catalog(
+        cls, dataset_id: str, schema: dict[str, t.Any], key: t.Sequence[str]
+    ) -> DatasetSpec:
         """Rebuild a dataset from the schema a catalog carries (its descriptions hold the ids)."""
         attributes, time_attribute = [], ""
         for prop, sub in (schema.get("properties") or {}).items():
@@ -144,11 +148,26 @@ class DatasetSpec:
             if prop in RESERVED or not match:
                 continue
             types = sub.get("type") or []
-            kind = "date-time" if sub.get("format") == "date-time" else "number" if "number" in types else "string"
-            attributes.append(Attribute(match[1], str(sub.get("title") or prop), prop, kind, match[2]))
+            kind = (
+                "date-time"
+                if sub.get("format") == "date-time"
+                else "number"
+                if "number" in types
+                else "string"
+            )
+            attributes.append(
+                Attribute(match[1], str(sub.get("title") or prop), prop, kind, match[2])
+            )
             if "time attribute" in str(sub.get("description")):
                 time_attribute = match[1]
-        return cls(dataset_id, dataset_id, time_attribute, attributes, str(schema.get("description") or ""), tuple(key))
+        return cls(
+            dataset_id,
+            dataset_id,
+            time_attribute,
+            attributes,
+            str(schema.get("description") or ""),
+            tuple(key),
+        )
 
     def json_schema(self) -> dict[str, t.Any]:
         """Properties in Intercom's attribute order, then lineage and what did not fit."""
@@ -235,7 +254,9 @@ class RowMapper:
         return out
 
     def _row_key(self, row: list[str]) -> str:
-        digest = hashlib.sha256(json.dumps([self.spec.id, self.header, row]).encode()).hexdigest()[:40]
+        digest = hashlib.sha256(json.dumps([self.spec.id, self.header, row]).encode()).hexdigest()[
+            :40
+        ]
         rank = self._ranks[digest] = self._ranks.get(digest, 0) + 1
         return f"{digest}-{rank}"
 
@@ -254,7 +275,11 @@ def convert(kind: str, raw: str) -> t.Any:
             number = float(text)
         except ValueError:
             return _UNFIT
-        return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+        return (
+            int(number)
+            if number.is_integer() and "." not in text and "e" not in text.lower()
+            else number
+        )
     if kind == "date-time":
         return _timestamp(text)
     return raw
@@ -265,7 +290,7 @@ def _timestamp(text: str) -> t.Any:
         return iso(int(text))
     for fmt in (_INTERCOM_TIME, "%Y-%m-%d %H:%M:%S %Z", "%Y-%m-%dT%H:%M:%S"):
         try:
-            parsed = datetime.strptime(text, fmt)  # noqa: DTZ007 - zone unknown, see below
+            parsed = datetime.strptime(text, fmt)
         except ValueError:
             continue
         # Intercom writes reporting times without a zone (in the workspace's time zone, one

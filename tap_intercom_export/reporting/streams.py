@@ -107,9 +107,13 @@ class ReportingStream(IntercomStream):
         out: dict[Window, str] = {}
         for entry in self.stream_state.get(IN_FLIGHT) or []:
             try:
-                out[Window(unix(entry["window_start"]), unix(entry["window_end"]))] = str(entry["job_identifier"])
+                out[Window(unix(entry["window_start"]), unix(entry["window_end"]))] = str(
+                    entry["job_identifier"]
+                )
             except (KeyError, TypeError, ValueError):
-                self.logger.warning("Ignoring unreadable in-flight reporting job in state: %s", entry)
+                self.logger.warning(
+                    "Ignoring unreadable in-flight reporting job in state: %s", entry
+                )
         return out
 
     def plan(self) -> list[Window]:
@@ -120,7 +124,11 @@ class ReportingStream(IntercomStream):
         lookback = int(float(self.config.get("reporting_lookback_days", 3)) * 86400)
         # Reporting rows change after the fact (a conversation closes days after it started):
         # each run exports the last `reporting_lookback_days` again; keys make it an upsert.
-        start = (start_date or now - DEFAULT_START_DAYS * 86400) if saved is None else max(saved - lookback, start_date or 0)
+        start = (
+            (start_date or now - DEFAULT_START_DAYS * 86400)
+            if saved is None
+            else max(saved - lookback, start_date or 0)
+        )
         end = min(config_time(self.config, "end_date") or now, now)
         self.high_water = saved or start
         return chain_windows(start, end, self.export_settings().window_seconds, self.in_flight())
@@ -133,7 +141,11 @@ class ReportingStream(IntercomStream):
         for stream in self._tap.streams.values():
             if isinstance(stream, ReportingStream) and stream.selected:
                 self.scheduler.add(
-                    stream.name, stream.make_client(), stream.plan(), stream.in_flight(), stream.remember_job
+                    stream.name,
+                    stream.make_client(),
+                    stream.plan(),
+                    stream.in_flight(),
+                    stream.remember_job,
                 )
 
     # -- state ------------------------------------------------------------------------------
@@ -145,7 +157,13 @@ class ReportingStream(IntercomStream):
             for e in self.stream_state.get(IN_FLIGHT) or []
             if not (unix(e["window_start"]) < window.end and window.start < unix(e["window_end"]))
         ]
-        entries.append({"job_identifier": job.job_id, "window_start": iso(window.start), "window_end": iso(window.end)})
+        entries.append(
+            {
+                "job_identifier": job.job_id,
+                "window_start": iso(window.start),
+                "window_end": iso(window.end),
+            }
+        )
         self.stream_state[IN_FLIGHT] = entries
         self.state_manager.is_flushed = False
         self._write_state_message()
@@ -156,7 +174,9 @@ class ReportingStream(IntercomStream):
 
     def _commit(self, window: Window) -> None:
         self.stream_state[IN_FLIGHT] = [
-            e for e in self.stream_state.get(IN_FLIGHT) or [] if unix(e["window_start"]) != window.start
+            e
+            for e in self.stream_state.get(IN_FLIGHT) or []
+            if unix(e["window_start"]) != window.start
         ]
         self.high_water = max(self.high_water, window.end)
         self.state_manager.increment_state(
@@ -168,7 +188,7 @@ class ReportingStream(IntercomStream):
 
     # -- sync -------------------------------------------------------------------------------
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict]:  # noqa: ARG002
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
         """Export each planned window of this dataset and emit its rows."""
         self._prepare()
         if self.scheduler.forbidden:
@@ -201,11 +221,19 @@ class ReportingStream(IntercomStream):
             for result in runner.run(windows):
                 count = yield from self._rows(result, client)
                 self._commit(result.window)
-                self.logger.info("%s window %s done: job %s, %d rows.", self.name, result.window, result.job.job_id, count)
+                self.logger.info(
+                    "%s window %s done: job %s, %d rows.",
+                    self.name,
+                    result.window,
+                    result.job.job_id,
+                    count,
+                )
         except IntercomAuthError as exc:
             self.scheduler.forbid(exc)
 
-    def _rows(self, result: WindowExport, client: ReportingExportClient) -> t.Generator[dict, None, int]:
+    def _rows(
+        self, result: WindowExport, client: ReportingExportClient
+    ) -> t.Generator[dict, None, int]:
         count = 0
         if result.archive is None:
             return count
@@ -227,7 +255,9 @@ class ReportingStream(IntercomStream):
             self._report(mapper, counter, member.name, before=False)
         return count
 
-    def _report(self, mapper: RowMapper, counter: DecodeCounter, member: str, *, before: bool) -> None:
+    def _report(
+        self, mapper: RowMapper, counter: DecodeCounter, member: str, *, before: bool
+    ) -> None:
         if before:
             new = [c for c in mapper.unmatched if c not in self._reported]
             if new:
@@ -241,12 +271,24 @@ class ReportingStream(IntercomStream):
             return
         for prop, n in mapper.unfit.items():
             self.logger.warning(
-                "%s: %d value(s) of %s did not fit its type; kept as text in extra_columns.", self.name, n, prop
+                "%s: %d value(s) of %s did not fit its type; kept as text in extra_columns.",
+                self.name,
+                n,
+                prop,
             )
         if mapper.ragged:
-            self.logger.warning("%s: %d row(s) of %s had a different number of fields.", self.name, mapper.ragged, member)
+            self.logger.warning(
+                "%s: %d row(s) of %s had a different number of fields.",
+                self.name,
+                mapper.ragged,
+                member,
+            )
         if counter.replaced:
-            self.logger.warning("%s: %d byte(s) were not UTF-8 and were replaced by U+FFFD.", member, counter.replaced)
+            self.logger.warning(
+                "%s: %d byte(s) were not UTF-8 and were replaced by U+FFFD.",
+                member,
+                counter.replaced,
+            )
             counter.replaced = 0
 
 
