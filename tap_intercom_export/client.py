@@ -38,14 +38,17 @@ API_HOSTS = {
 # Which token permission each API area needs, so a 401/403 can say what to grant.
 # https://developers.intercom.com/docs/build-an-integration/learn-more/authentication/oauth-scopes
 _PERMISSIONS = (
+    ("/export/reporting_data", "export reporting data (the 'Export reporting data' permission)"),
+    ("/download/reporting_data", "export reporting data (the 'Export reporting data' permission)"),
     ("/export/", "export message data (the 'Export message data' permission)"),
     ("/download/", "export message data (the 'Export message data' permission)"),
     ("/events", "read events (the 'Read events' / read_events permission)"),
     ("/contacts", "read contacts (the 'Read and list users and companies' permission)"),
 )
 
-# The one 429 that is not a rate limit but a lock: Intercom runs one export job per workspace.
-_ACTIVE_JOB_MARKER = "pending message data export"
+# The 429s that are not a rate limit but a lock: Intercom runs one message export job per
+# workspace, and up to 5 pending reporting export jobs.
+_ACTIVE_JOB_MARKERS = ("pending message data export", "pending reporting dataset export")
 
 MAX_RATE_LIMIT_WAIT = 60.0
 
@@ -207,7 +210,7 @@ class IntercomStream(RESTStream):
         path = urlsplit(response.request.url if response.request else response.url).path
         where = f"{response.request.method if response.request else 'GET'} {path}"
         message = f"Intercom answered HTTP {status} to {where}: {detail}"
-        if status == 429 and _ACTIVE_JOB_MARKER in detail.lower():
+        if status == 429 and any(m in detail.lower() for m in _ACTIVE_JOB_MARKERS):
             raise ExportJobActiveError(message, status, code)
         if status == 504 and _is_failed_job(response):
             # Intercom reports a failed export job (usually one that ran over 12 hours) as

@@ -8,6 +8,7 @@ from singer_sdk import typing as th
 from tap_intercom_export.content import streams
 from tap_intercom_export.content.other import MessageOtherStatisticsStream
 from tap_intercom_export.events import streams as event_streams
+from tap_intercom_export.reporting import discover as reporting
 from tap_intercom_export.client import IntercomStream, check_config
 from tap_intercom_export.writer import BufferedMsgSpecWriter
 
@@ -148,16 +149,51 @@ class TapIntercomExport(Tap):
             "have passed since the last full read (catching deleted, backdated or late events). "
             "0 = every run reads every summary.",
         ),
+        th.Property(
+            "reporting_datasets",
+            th.ArrayType(th.StringType),
+            title="Reporting datasets",
+            description="Ids of the reporting datasets to offer as reporting_<id> streams "
+            "(default: every dataset the workspace lists). Needs the 'Export reporting data' "
+            "permission.",
+        ),
+        th.Property(
+            "reporting_window_days",
+            th.NumberType,
+            default=7,
+            title="Reporting window (days)",
+            description="Span of a reporting dataset's time attribute covered by each reporting "
+            "export job.",
+        ),
+        th.Property(
+            "reporting_lookback_days",
+            th.NumberType,
+            default=3,
+            title="Reporting lookback (days)",
+            description="Re-export this many days before each reporting stream's bookmark on "
+            "every run: reporting rows change after the fact (a conversation closes days after "
+            "it started). Keys make it an upsert. 0 = off.",
+        ),
+        th.Property(
+            "reporting_max_concurrent_jobs",
+            th.IntegerType,
+            default=2,
+            title="Reporting jobs in flight",
+            description="Reporting export jobs pending at once across datasets (1 to 5). "
+            "Intercom allows 5 pending per workspace, shared with other tools.",
+        ),
     ).to_dict()
 
     def discover_streams(self) -> list[IntercomStream]:
-        """The export job ledger, one stream per export file kind, and the event streams."""
+        """The export job ledger, one stream per export file kind, the event streams, and one
+        stream per reporting dataset."""
         check_config(self.config)
         return [
             streams.MessageExportJobsStream(self),
             *(cls(self) for cls in streams.MESSAGE_STAT_STREAMS),
             MessageOtherStatisticsStream(self),
             *(cls(self) for cls in event_streams.EVENT_STREAMS),
+            *reporting.discover(self),
         ]
 
     def load_streams(self) -> list[Stream]:

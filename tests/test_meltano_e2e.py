@@ -318,3 +318,82 @@ def test_demo_script_lands_every_emitted_row_twice_in_a_row(tmp_path: Path) -> N
         # 28 days of 48 receipts a day, all of them inside the tap's default 30-day lookback.
         assert rows["intercom.message_receipts"] == [str(28 * 48)] * 2
         assert "message_receipts.received_at is TIMESTAMP" in proc.stdout
+
+
+# -- Reporting data export --------------------------------------------------------------------
+
+REPORTING_ENV = {"TAP_INTERCOM_EXPORT_REPORTING_WINDOW_DAYS": "7", "TAP_INTERCOM_EXPORT_REPORTING_LOOKBACK_DAYS": "0"}
+REPORTING_QUERY = 'SELECT count(DISTINCT conversation_id), count(*), count("Brand_2") FROM intercom.reporting_conversation'
+
+
+def reporting_expected(fake: FakeIntercom, end: str) -> list[int]:
+    """Distinct conversations the fake serves from START to `end` (bound rows come twice, upserted)."""
+    ids = {r["conversation_id"] for r in fake.reporting.rows("conversation", unix(START), unix(end))}
+    return [len(ids), len(ids)]
+
+
+def test_reporting_stream_into_duckdb(duck: Pipeline, tmp_path: Path) -> None:
+    duck.select = ["reporting_conversation.*"]
+    duck.env.update(REPORTING_ENV)
+    duck.run(FIRST_END)
+    duck.run(LATER_END)
+    summary = py_query(
+        duck.meltano.python("target-duckdb"),
+        """
+        import duckdb, json, sys
+        con = duckdb.connect(sys.argv[1], read_only=True)
+        cols = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                "WHERE table_name = 'reporting_conversation'").fetchall())
+        row = con.execute(sys.argv[2]).fetchone()
+        print(json.dumps({"columns": cols, "row": list(row)}))
+        """,
+        str(tmp_path / "warehouse.duckdb"),
+        REPORTING_QUERY,
+    )
+    assert summary["row"][:2] == reporting_expected(duck.fake, LATER_END)
+    assert summary["row"][2] > 0
+    assert summary["columns"]["conversation_started_at"] == "TIMESTAMP"
+    assert "account tier" in summary["columns"]  # target-duckdb lowercases column names
+    enqueued = [(r.body["start_time"], r.body["end_time"]) for r in duck.fake.calls("POST", "/export/reporting_data/enqueue")]
+    assert enqueued == [(unix(START), unix(FIRST_END)), (unix(FIRST_END), unix(LATER_END))]
+
+
+def test_reporting_stream_into_postgres(meltano: Meltano, fake: FakeIntercom, postgres: Postgres, tmp_path: Path) -> None:
+    pipe = Pipeline(
+        meltano,
+        fake,
+        "target-postgres",
+        tmp_path,
+        env={
+            "TARGET_POSTGRES_HOST": "127.0.0.1",
+            "TARGET_POSTGRES_PORT": str(postgres.port),
+            "TARGET_POSTGRES_USER": postgres.user,
+            "TARGET_POSTGRES_PASSWORD": postgres.password,
+            "TARGET_POSTGRES_DATABASE": postgres.database,
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "intercom",
+            **REPORTING_ENV,
+        },
+        select=["reporting_conversation.*"],
+    )
+    pipe.run(FIRST_END)
+    pipe.run(LATER_END)
+    summary = py_query(
+        meltano.python("target-postgres"),
+        """
+        import json, sys, psycopg
+        con = psycopg.connect(host="127.0.0.1", port=sys.argv[1], user="postgres", password=sys.argv[2], dbname="warehouse")
+        cur = con.cursor()
+        cur.execute("SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = 'intercom' AND table_name = 'reporting_conversation'")
+        cols = dict(cur.fetchall())
+        cur.execute(sys.argv[3])
+        print(json.dumps({"columns": cols, "row": list(cur.fetchone())}))
+        """,
+        str(postgres.port),
+        postgres.password,
+        REPORTING_QUERY,
+    )
+    assert summary["row"][:2] == reporting_expected(fake, LATER_END)
+    assert summary["row"][2] > 0
+    assert summary["columns"]["conversation_started_at"] == "timestamp without time zone"
+    assert "Account tier" in summary["columns"]

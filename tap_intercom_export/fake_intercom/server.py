@@ -143,6 +143,7 @@ class FakeIntercom:
         self.thread: threading.Thread | None = None
         self.exports: t.Any = None  # set by fake_intercom.exports.install
         self.events: t.Any = None  # set by fake_intercom.events.install
+        self.reporting: t.Any = None  # set by fake_intercom.reporting.install
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -194,6 +195,8 @@ class FakeIntercom:
             self.server = None
         if self.exports is not None:
             self.exports.close()
+        if self.reporting is not None:
+            self.reporting.close()
 
     def __enter__(self) -> FakeIntercom:
         """Start on entry when not started yet."""
@@ -327,14 +330,20 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def build(**kwargs: t.Any) -> FakeIntercom:
-    """A fake with every route installed: exports, contacts and events."""
-    from tap_intercom_export.fake_intercom import events, exports
+    """A fake with every route installed: exports, contacts, events and reporting."""
+    from tap_intercom_export.fake_intercom import events, exports, reporting
 
     fake = FakeIntercom(**{k: v for k, v in kwargs.items() if k in _FAKE_ARGS})
     events.install(fake, **{k: v for k, v in kwargs.items() if k in events.OPTIONS})
     exports.install(
-        fake, **{k: v for k, v in kwargs.items() if k not in _FAKE_ARGS and k not in events.OPTIONS}
+        fake,
+        **{
+            k: v
+            for k, v in kwargs.items()
+            if k not in _FAKE_ARGS and k not in events.OPTIONS and k not in reporting.OPTIONS
+        },
     )
+    reporting.install(fake, **{k: v for k, v in kwargs.items() if k in reporting.OPTIONS or k in ("start", "end")})
     return fake
 
 

@@ -63,6 +63,12 @@ class ExportClient:
     status_path: str = ""
     cancel_path: str = ""
     download_path: str = ""
+    #: Status words of a job still running, and of a job whose download is ready.
+    active_statuses: tuple[str, ...] = ("pending", "in_progress")
+    done_statuses: tuple[str, ...] = ("completed", "complete")
+    #: How log lines and errors name this export, and what its 429 lock means.
+    label: str = "message data export"
+    lock_rule: str = "Intercom allows one at a time"
 
     def __init__(self, stream: IntercomStream) -> None:
         """Use the stream's base URL, headers, authenticator, session and retry policy."""

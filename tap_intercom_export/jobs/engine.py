@@ -231,7 +231,7 @@ class ExportRunner:
             except ExportJobFailedError:
                 self.logger.warning("In-flight export job %s from state failed: creating a new one.", resume_id)
             else:
-                if job.status in ACTIVE + COMPLETED + ("no_data",):
+                if job.status in self.client.active_statuses + self.client.done_statuses + ("no_data",):
                     self.logger.info(
                         "Resuming export job %s for window %s (status %s) from state.",
                         job.job_id,
@@ -262,14 +262,16 @@ class ExportRunner:
                     continue
                 if self.clock() >= deadline:
                     msg = (
-                        "Another message data export job is active in this Intercom workspace "
+                        f"Another {self.client.label} job is active in this Intercom workspace "
                         f"and did not finish within export_timeout_seconds={self.settings.timeout:g}: "
                         "wait for it to finish (or cancel it in Intercom), then run the tap again."
                     )
                     raise ExportError(msg) from None
                 self.logger.warning(
-                    "Another message data export job is running in this Intercom workspace "
-                    "(Intercom allows one at a time): waiting %.0f s before creating the job for %s.",
+                    "Another %s job is running in this Intercom workspace "
+                    "(%s): waiting %.0f s before creating the job for %s.",
+                    self.client.label,
+                    self.client.lock_rule,
                     wait,
                     window,
                 )
@@ -340,13 +342,13 @@ class ExportRunner:
                     self.clock() - started,
                 )
                 last = job.status
-            if job.status in COMPLETED or job.status == "no_data":
+            if job.status in self.client.done_statuses or job.status == "no_data":
                 return job
             if job.status == "failed":
                 raise _Retry("failed", "failed on Intercom's side")
             if job.status in ("canceled", "cancelled"):
                 raise _Retry("canceled", "was canceled (not by this tap)")
-            if job.status not in ACTIVE:
+            if job.status not in self.client.active_statuses:
                 msg = (
                     f"Export job {job.job_id} for window {window} has status {job.status!r}, "
                     "which this tap does not know: check the job in Intercom and report it."
@@ -427,7 +429,7 @@ class ExportRunner:
             status = self.client.status(job.job_id)
         except Exception:  # noqa: BLE001 - we are shutting down
             status = job
-        if status.status in COMPLETED or status.status == "no_data":
+        if status.status in self.client.done_statuses or status.status == "no_data":
             return
         self.logger.warning("Canceling export job %s on interrupt.", job.job_id)
         self._cancel_quietly(job.job_id)

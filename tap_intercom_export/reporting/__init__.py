@@ -1,0 +1,1 @@
+"""Intercom's reporting data export: one stream per reporting dataset of the workspace."""

@@ -1,0 +1,123 @@
+"""Which reporting streams a run offers: from the workspace's datasets, or from the catalog.
+
+Discovery asks `GET /export/reporting_data/get_datasets`; a token without the "Export reporting
+data" permission gets one warning and every other stream. A run given a catalog rebuilds its
+reporting streams from the catalog's schemas, so a sync never depends on discovery again.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import requests
+from singer_sdk.exceptions import RetriableAPIError
+
+from tap_intercom_export.client import IntercomStream, _is_number
+from tap_intercom_export.errors import (
+    ConfigError,
+    IntercomAPIError,
+    IntercomAuthError,
+    IntercomNotFoundError,
+)
+from tap_intercom_export.reporting.api import DATASETS_PATH, ReportingExportClient
+from tap_intercom_export.reporting.scheduler import PERMISSION_HINT, ReportingScheduler
+from tap_intercom_export.reporting.schemas import DatasetSpec
+from tap_intercom_export.reporting.streams import ReportingStream, stream_class
+
+if t.TYPE_CHECKING:
+    from singer_sdk import Tap
+
+#: Intercom's limit of pending reporting jobs per workspace.
+MAX_PENDING = 5
+
+
+class _DatasetsProbe(IntercomStream):
+    """Speaks `get_datasets` for discovery (never synced)."""
+
+    name = "reporting_datasets"
+    path = DATASETS_PATH
+    schema: t.ClassVar[dict] = {"type": "object", "properties": {}}
+    # Discovery runs before every sync without a catalog: an unreachable API must not hold it
+    # up for the ten tries of a sync request.
+    max_tries = 3
+
+
+def check_settings(config: t.Mapping[str, t.Any]) -> None:
+    """Refuse reporting settings that cannot work, in one line that names the setting."""
+    days = config.get("reporting_window_days")
+    if days is not None and not (_is_number(days) and float(days) > 0):
+        msg = f"Setting reporting_window_days={days!r} must be a number of days greater than zero."
+        raise ConfigError(msg)
+    lookback = config.get("reporting_lookback_days")
+    if lookback is not None and not (_is_number(lookback) and float(lookback) >= 0):
+        msg = f"Setting reporting_lookback_days={lookback!r} must be a number of days, 0 or more."
+        raise ConfigError(msg)
+    jobs = config.get("reporting_max_concurrent_jobs")
+    if jobs is not None and not (
+        _is_number(jobs) and float(jobs).is_integer() and 1 <= jobs <= MAX_PENDING
+    ):
+        msg = (
+            f"Setting reporting_max_concurrent_jobs={jobs!r} must be a whole number from 1 to "
+            f"{MAX_PENDING} (Intercom allows {MAX_PENDING} pending reporting jobs per workspace)."
+        )
+        raise ConfigError(msg)
+    wanted = config.get("reporting_datasets")
+    if wanted is not None and not (
+        isinstance(wanted, (list, tuple)) and all(isinstance(w, str) and w.strip() for w in wanted)
+    ):
+        msg = f'Setting reporting_datasets={wanted!r} must be a list of dataset ids, e.g. ["conversation"].'
+        raise ConfigError(msg)
+
+
+def _from_catalog(tap: Tap) -> list[DatasetSpec]:
+    specs = []
+    for entry in tap.input_catalog.streams if tap.input_catalog else []:
+        if entry.tap_stream_id.startswith("reporting_"):
+            specs.append(
+                DatasetSpec.from_catalog(
+                    entry.tap_stream_id.removeprefix("reporting_"),
+                    entry.schema.to_dict(),
+                    entry.key_properties or (),
+                )
+            )
+    return specs
+
+
+def _from_workspace(tap: Tap) -> list[DatasetSpec]:
+    try:
+        return ReportingExportClient(_DatasetsProbe(tap)).datasets()
+    except IntercomAuthError as exc:
+        tap.logger.warning("No reporting_* streams: %s; %s.", exc, PERMISSION_HINT)
+    except IntercomNotFoundError as exc:
+        tap.logger.warning(
+            "No reporting_* streams: %s. The reporting data export needs intercom_version 2.14 or later.",
+            exc,
+        )
+    except (IntercomAPIError, RetriableAPIError, requests.exceptions.RequestException) as exc:
+        # Discovery of reporting datasets must not take the other streams down with it.
+        tap.logger.warning(
+            "No reporting_* streams this time: listing reporting datasets failed: %s", exc
+        )
+    return []
+
+
+def discover(tap: Tap) -> list[ReportingStream]:
+    """One stream per reporting dataset (those `reporting_datasets` names, else all)."""
+    check_settings(tap.config)
+    from_catalog = tap.input_catalog is not None
+    specs = _from_catalog(tap) if from_catalog else _from_workspace(tap)
+    wanted = tap.config.get("reporting_datasets")
+    if wanted is not None:
+        ids = {s.id for s in specs}
+        missing = [w for w in wanted if w not in ids]
+        if missing and not from_catalog and specs:
+            msg = (
+                f"Setting reporting_datasets names dataset(s) this workspace does not list: "
+                f"{', '.join(missing)}. It lists: {', '.join(sorted(ids))}."
+            )
+            raise ConfigError(msg)
+        specs = [s for s in specs if s.id in set(wanted)]
+    scheduler = ReportingScheduler(
+        int(tap.config.get("reporting_max_concurrent_jobs") or 2), tap.logger
+    )
+    return [stream_class(spec, scheduler)(tap) for spec in specs]

@@ -1,0 +1,309 @@
+"""Reporting data export streams: one `reporting_<dataset id>` stream per dataset of the workspace.
+
+Each stream windows its dataset on the dataset's `default_time_attribute_id` and runs one job per
+window through the shared engine (jobs/engine.py); the scheduler (scheduler.py) keeps jobs of the
+next windows, across datasets, enqueued ahead. A stream's bookmark is the end of the last window
+whose rows it has fully emitted; jobs in flight are in its STATE (`in_flight_jobs`).
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+import requests
+
+from tap_intercom_export.client import DEFAULT_START_DAYS, IntercomStream, config_time
+from tap_intercom_export.errors import IntercomAuthError
+from tap_intercom_export.jobs.archive import DecodeCounter, iter_csv
+from tap_intercom_export.jobs.engine import ExportRunner, ExportSettings, WindowExport
+from tap_intercom_export.jobs.windows import Window
+from tap_intercom_export.reporting.api import ReportingExportClient, qualified_ids
+from tap_intercom_export.reporting.scheduler import ReportingScheduler, chain_windows
+from tap_intercom_export.reporting.schemas import Attribute, DatasetSpec, RowMapper
+from tap_intercom_export.timeutil import iso, unix
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+IN_FLIGHT = "in_flight_jobs"
+
+
+class ReportingStream(IntercomStream):
+    """Rows of one reporting dataset, one export job per window of its time attribute."""
+
+    spec: DatasetSpec
+    scheduler: ReportingScheduler
+    path = "/export/reporting_data/enqueue"
+    replication_key = "export_window_start"
+    is_sorted = True
+    # The bookmark moves back to a window's start while it is emitted and forward to its end
+    # once done; the SDK's sort check would refuse the first move.
+    check_sorted = False
+
+    #: The clock that decides "now" (the end of the last window); tests replace it.
+    wall_clock: t.Callable[[], float] = staticmethod(time.time)
+    #: How the engine waits between polls; tests replace it.
+    sleep: t.Callable[[float], None] = staticmethod(time.sleep)
+    #: How the engine measures elapsed time; tests replace it.
+    monotonic: t.Callable[[], float] = staticmethod(time.monotonic)
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """Start with nothing emitted this run."""
+        super().__init__(*args, **kwargs)
+        self.high_water = 0
+        self._reported: set[str] = set()
+
+    @property
+    def requests_session(self) -> requests.Session:
+        """The SDK session, set to stream bodies so downloads never sit in memory."""
+        session = super().requests_session
+        session.stream = True
+        return session
+
+    # -- plan -------------------------------------------------------------------------------
+
+    def requested_attributes(self) -> list[Attribute]:
+        """Selected attributes, plus the time attribute and the key (always requested)."""
+        mask = self.mask
+        return [
+            a
+            for a in self.spec.attributes
+            if mask.get(("properties", a.prop), True)
+            or a.id == self.spec.time_attribute_id
+            or a.prop in self.spec.key
+        ]
+
+    def make_client(self) -> ReportingExportClient:
+        """This dataset's client, asking for the selected attributes."""
+        version = str(self.config.get("intercom_version") or "2.14")
+        return ReportingExportClient(
+            self,
+            self.spec,
+            self.requested_attributes(),
+            qualified=qualified_ids(version),
+            claims=self.scheduler,
+        )
+
+    def export_settings(self) -> ExportSettings:
+        """The engine's knobs from the tap's settings."""
+        cfg = self.config
+        return ExportSettings(
+            window_seconds=int(float(cfg.get("reporting_window_days", 7)) * 86400),
+            poll_interval=float(cfg.get("export_poll_interval_seconds", 30)),
+            timeout=float(cfg.get("export_timeout_seconds", 43200)),
+        )
+
+    def saved_bookmark(self) -> int | None:
+        """Unix seconds up to which a previous run emitted every row, from state."""
+        state = self.stream_state
+        value = state.get("replication_key_value")
+        if value and state.get("replication_key") == self.replication_key:
+            return unix(value)
+        return None
+
+    def in_flight(self) -> dict[Window, str]:
+        """Jobs a previous run enqueued and did not finish, by window, from state."""
+        out: dict[Window, str] = {}
+        for entry in self.stream_state.get(IN_FLIGHT) or []:
+            try:
+                out[Window(unix(entry["window_start"]), unix(entry["window_end"]))] = str(
+                    entry["job_identifier"]
+                )
+            except (KeyError, TypeError, ValueError):
+                self.logger.warning(
+                    "Ignoring unreadable in-flight reporting job in state: %s", entry
+                )
+        return out
+
+    def plan(self) -> list[Window]:
+        """Windows from the bookmark (less the lookback) to now, keeping in-flight jobs' bounds."""
+        now = int(self.wall_clock())
+        start_date = config_time(self.config, "start_date")
+        saved = self.saved_bookmark()
+        lookback = int(float(self.config.get("reporting_lookback_days", 3)) * 86400)
+        # Reporting rows change after the fact (a conversation closes days after it started):
+        # each run exports the last `reporting_lookback_days` again; keys make it an upsert.
+        start = (
+            (start_date or now - DEFAULT_START_DAYS * 86400)
+            if saved is None
+            else max(saved - lookback, start_date or 0)
+        )
+        end = min(config_time(self.config, "end_date") or now, now)
+        self.high_water = saved or start
+        return chain_windows(start, end, self.export_settings().window_seconds, self.in_flight())
+
+    def _prepare(self) -> None:
+        """Plan every selected reporting stream once, so jobs can be enqueued ahead in order."""
+        if self.scheduler.prepared:
+            return
+        self.scheduler.prepared = True
+        for stream in self._tap.streams.values():
+            if isinstance(stream, ReportingStream) and stream.selected:
+                self.scheduler.add(
+                    stream.name,
+                    stream.make_client(),
+                    stream.plan(),
+                    stream.in_flight(),
+                    stream.remember_job,
+                )
+
+    # -- state ------------------------------------------------------------------------------
+
+    def remember_job(self, window: Window, job: t.Any) -> None:
+        """Write a job to STATE before it is polled, so a killed run's next run resumes it."""
+        entries = [
+            e
+            for e in self.stream_state.get(IN_FLIGHT) or []
+            if not (unix(e["window_start"]) < window.end and window.start < unix(e["window_end"]))
+        ]
+        entries.append(
+            {
+                "job_identifier": job.job_id,
+                "window_start": iso(window.start),
+                "window_end": iso(window.end),
+            }
+        )
+        self.stream_state[IN_FLIGHT] = entries
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def _job_created(self, window: Window, job: t.Any) -> None:
+        self.remember_job(window, job)
+        self.scheduler.started(self.name, window, job)
+
+    def _commit(self, window: Window) -> None:
+        self.stream_state[IN_FLIGHT] = [
+            e
+            for e in self.stream_state.get(IN_FLIGHT) or []
+            if unix(e["window_start"]) != window.start
+        ]
+        self.high_water = max(self.high_water, window.end)
+        self.state_manager.increment_state(
+            {self.replication_key: iso(self.high_water)}, replication_key=self.replication_key
+        )
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+        self.scheduler.finished(self.name, window)
+
+    # -- sync -------------------------------------------------------------------------------
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        """Export each planned window of this dataset and emit its rows."""
+        self._prepare()
+        if self.scheduler.forbidden:
+            self.logger.info("%s skipped: the token may not export reporting data.", self.name)
+            return
+        windows = self.scheduler.windows(self.name)
+        if not windows:
+            self.logger.info("%s is up to date: nothing to export.", self.name)
+            return
+        client = self.scheduler.clients[self.name]
+        self.logger.info(
+            "Exporting %s in %d window(s) from %s to %s on %s, %d attribute(s).",
+            self.name,
+            len(windows),
+            iso(windows[0].start),
+            iso(windows[-1].end),
+            self.spec.time_attribute_id,
+            len(client.attributes),
+        )
+        runner = ExportRunner(
+            client,
+            self.export_settings(),
+            logger=self.logger,
+            on_job_created=self._job_created,
+            clock=self.monotonic,
+            wall=self.wall_clock,
+            sleep=self.sleep,
+        )
+        try:
+            for result in runner.run(windows):
+                count = yield from self._rows(result, client)
+                self._commit(result.window)
+                self.logger.info(
+                    "%s window %s done: job %s, %d rows.",
+                    self.name,
+                    result.window,
+                    result.job.job_id,
+                    count,
+                )
+        except IntercomAuthError as exc:
+            self.scheduler.forbid(exc)
+
+    def _rows(
+        self, result: WindowExport, client: ReportingExportClient
+    ) -> t.Generator[dict, None, int]:
+        count = 0
+        if result.archive is None:
+            return count
+        lineage = {
+            "export_job_id": result.job.job_id,
+            "export_window_start": iso(result.window.start),
+            "export_window_end": iso(result.window.end),
+        }
+        counter = DecodeCounter()
+        for member in result.archive.kinds().get("data", []):
+            with result.archive.open_member(member) as raw:
+                header, rows = iter_csv(raw, counter)
+                mapper = RowMapper(self.spec, header, client.attributes)
+                self._report(mapper, counter, member.name, before=True)
+                for row in rows:
+                    if row:
+                        count += 1
+                        yield mapper.record(row, lineage)
+            self._report(mapper, counter, member.name, before=False)
+        return count
+
+    def _report(
+        self, mapper: RowMapper, counter: DecodeCounter, member: str, *, before: bool
+    ) -> None:
+        if before:
+            new = [c for c in mapper.unmatched if c not in self._reported]
+            if new:
+                self._reported.update(new)
+                self.logger.warning(
+                    "%s: %s has column(s) no requested attribute matches, kept in extra_columns: %s",
+                    self.name,
+                    member,
+                    ", ".join(new),
+                )
+            return
+        for prop, n in mapper.unfit.items():
+            self.logger.warning(
+                "%s: %d value(s) of %s did not fit its type; kept as text in extra_columns.",
+                self.name,
+                n,
+                prop,
+            )
+        if mapper.ragged:
+            self.logger.warning(
+                "%s: %d row(s) of %s had a different number of fields.",
+                self.name,
+                mapper.ragged,
+                member,
+            )
+        if counter.replaced:
+            self.logger.warning(
+                "%s: %d byte(s) were not UTF-8 and were replaced by U+FFFD.",
+                member,
+                counter.replaced,
+            )
+            counter.replaced = 0
+
+
+def stream_class(spec: DatasetSpec, scheduler: ReportingScheduler) -> type[ReportingStream]:
+    """The stream class of one dataset (built at discovery: datasets vary per workspace)."""
+    camel = "".join(part.title() for part in spec.id.replace("-", "_").split("_"))
+    return type(
+        f"Reporting{camel}Stream",
+        (ReportingStream,),
+        {
+            "__doc__": f"Rows of Intercom's `{spec.id}` reporting dataset.",
+            "name": spec.stream_name,
+            "spec": spec,
+            "scheduler": scheduler,
+            "primary_keys": list(spec.key),
+            "schema": spec.json_schema(),
+        },
+    )
