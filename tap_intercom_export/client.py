@@ -107,6 +107,10 @@ def check_config(config: t.Mapping[str, t.Any]) -> None:
         if value is not None and not (_is_number(value) and float(value) > 0):
             msg = f"Setting {key}={value!r} must be a number greater than zero."
             raise ConfigError(msg)
+    ahead = config.get("export_jobs_ahead")
+    if ahead is not None and not (_is_number(ahead) and float(ahead) in (0, 1)):
+        msg = f"Setting export_jobs_ahead={ahead!r} must be 0 (one job after another) or 1 (overlap)."
+        raise ConfigError(msg)
     lookback = config.get("export_lookback_days")
     if lookback is not None and not (_is_number(lookback) and float(lookback) >= 0):
         msg = f"Setting export_lookback_days={lookback!r} must be a number of days, 0 or more."

@@ -32,6 +32,8 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 IN_FLIGHT = "in_flight_job"
+#: Jobs created ahead for later windows while an earlier window is emitted (see jobs_ahead).
+IN_FLIGHT_AHEAD = "in_flight_jobs_ahead"
 
 
 class _ExportStream(IntercomStream):
@@ -115,6 +117,8 @@ class MessageExportJobsStream(_ExportStream):
         super().__init__(*args, **kwargs)
         self.current: WindowExport | None = None
         self.runner: ExportRunner | None = None
+        #: Jobs created and not yet fully emitted, by window (mirrored into the state).
+        self._open_jobs: dict[Window, str] = {}
 
     @property
     def requests_session(self) -> requests.Session:
@@ -131,6 +135,8 @@ class MessageExportJobsStream(_ExportStream):
             poll_interval=float(cfg.get("export_poll_interval_seconds", 30)),
             timeout=float(cfg.get("export_timeout_seconds", 43200)),
             row_limit=int(cfg.get("export_row_limit", 10_000_000)),
+            # Intercom allows one pending message export job per workspace: one job ahead.
+            jobs_ahead=min(int(cfg.get("export_jobs_ahead", 1)), 1),
         )
 
     def plan(self, children: list[MessageStatStream]) -> list[Window]:
@@ -153,32 +159,58 @@ class MessageExportJobsStream(_ExportStream):
 
     def in_flight(self) -> tuple[Window, str] | None:
         """The job a previous run created but did not finish, from state."""
-        job = self.stream_state.get(IN_FLIGHT)
-        if not isinstance(job, dict) or not job.get("job_identifier"):
-            return None
-        try:
-            window = Window(unix(job["window_start"]), unix(job["window_end"]))
-        except (KeyError, TypeError, ValueError):
-            self.logger.warning("Ignoring unreadable in-flight export job in state: %s", job)
-            return None
-        return window, str(job["job_identifier"])
+        jobs = self._open_jobs_in_state()
+        return next(iter(jobs.items()), None) if jobs else None
+
+    def in_flight_ahead(self) -> list[tuple[Window, str]]:
+        """Jobs a previous run created ahead for later windows, from state."""
+        return list(self._open_jobs_in_state().items())[1:]
+
+    def _open_jobs_in_state(self) -> dict[Window, str]:
+        entries = [self.stream_state.get(IN_FLIGHT), *(self.stream_state.get(IN_FLIGHT_AHEAD) or [])]
+        jobs: dict[Window, str] = {}
+        for job in entries:
+            if not isinstance(job, dict) or not job.get("job_identifier"):
+                continue
+            try:
+                window = Window(unix(job["window_start"]), unix(job["window_end"]))
+            except (KeyError, TypeError, ValueError):
+                self.logger.warning("Ignoring unreadable in-flight export job in state: %s", job)
+                continue
+            jobs[window] = str(job["job_identifier"])
+        return jobs
+
+    def _write_open_jobs(self) -> None:
+        # The oldest unfinished window's job stays in `in_flight_job` (as before the overlap);
+        # jobs created ahead for later windows follow it, so a killed run resumes them all.
+        entries = [
+            {"job_identifier": job_id, "window_start": iso(w.start), "window_end": iso(w.end)}
+            for w, job_id in sorted(self._open_jobs.items())
+        ]
+        self.stream_state[IN_FLIGHT] = entries[0] if entries else None
+        if len(entries) > 1:
+            self.stream_state[IN_FLIGHT_AHEAD] = entries[1:]
+        else:
+            self.stream_state.pop(IN_FLIGHT_AHEAD, None)
+        self.state_manager.is_flushed = False
+        self._write_state_message()
 
     def _remember_job(self, window: Window, job: t.Any) -> None:
         # Written before polling starts so that a run killed while waiting resumes this job
-        # (Intercom would answer a new create with 429 while it is pending).
-        self.stream_state[IN_FLIGHT] = {
-            "job_identifier": job.job_id,
-            "window_start": iso(window.start),
-            "window_end": iso(window.end),
+        # (Intercom would answer a new create with 429 while it is pending). A new job for a
+        # window replaces any older job of the same (or the split parent) window.
+        self._open_jobs = {
+            w: j for w, j in self._open_jobs.items() if w.end <= window.start or w.start >= window.end
         }
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+        self._open_jobs[window] = job.job_id
+        self._write_open_jobs()
 
     def _commit(self, window: Window) -> None:
+        # A job created ahead for a later window stays open: only this window is done.
+        self._open_jobs = {w: j for w, j in self._open_jobs.items() if w.start >= window.end}
         self.stream_state[IN_FLIGHT] = None
         advance_bookmark(self, window.end)
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+        self._write_open_jobs()
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         """Export each planned window and hand its archive to the selected children."""
@@ -207,8 +239,9 @@ class MessageExportJobsStream(_ExportStream):
             wall=self.wall_clock,
             sleep=self.sleep,
         )
+        self._open_jobs = self._open_jobs_in_state()
         with self._cancel_job_on_ctrl_c():
-            for result in self.runner.run(windows, self.in_flight()):
+            for result in self.runner.run(windows, self.in_flight(), self.in_flight_ahead()):
                 self.current = result
                 try:
                     # The SDK syncs the children on this record before writing it, so `rows`
