@@ -18,17 +18,21 @@ import requests
 from singer_sdk import typing as th
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage
 
 from tap_intercom_export.client import DEFAULT_START_DAYS, IntercomStream, config_time
 from tap_intercom_export.content.api import ContentExportClient
+from tap_intercom_export.content.batch import BatchFileWriter
 from tap_intercom_export.content.schemas import FILE_KINDS, FileKind, RowTyper
+from tap_intercom_export.errors import ConfigError
 from tap_intercom_export.jobs.archive import DecodeCounter, iter_csv
 from tap_intercom_export.jobs.engine import ExportRunner, ExportSettings, WindowExport
 from tap_intercom_export.jobs.windows import Window, plan_windows
 from tap_intercom_export.timeutil import iso, unix
 
 if t.TYPE_CHECKING:
+    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
     from singer_sdk.helpers.types import Context
 
 IN_FLIGHT = "in_flight_job"
@@ -126,6 +130,11 @@ class MessageExportJobsStream(_ExportStream):
         session = super().requests_session
         session.stream = True
         return session
+
+    def get_batch_config(self, config: t.Mapping) -> BatchConfig | None:  # noqa: ARG002
+        """The job ledger stays RECORD even with batch_config: one small record per window,
+        written right after the window's files, so a kill never leaves it in an unsent batch."""
+        return None
 
     def export_settings(self) -> ExportSettings:
         """The export knobs from the tap's settings."""
@@ -364,36 +373,82 @@ class MessageStatStream(_ExportStream):
         return self._deselection[1]
 
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        """Emit this kind's rows of the window the parent has on disk, then move the bookmark."""
+    def _window(self) -> WindowExport | None:
+        """The window the parent has on disk, if this stream has rows to emit from it."""
         parent = t.cast(MessageExportJobsStream, self._tap.streams[MessageExportJobsStream.name])
         result = parent.current
+        if result is None or result.window.end <= self.export_from:
+            return None
+        return result
+
+    def _typed_rows(self, result: WindowExport) -> t.Iterator[dict]:
+        """This kind's rows of the window, typed, member after member; counted in `result.rows`."""
+        window = result.window
+        kind = self.spec.kind
+        result.rows[kind] = 0
+        if result.archive is None:
+            return
+        lineage = {
+            "export_job_id": result.job.job_id,
+            "export_window_start": iso(window.start),
+            "export_window_end": iso(window.end),
+        }
+        counter = DecodeCounter()
+        for member in result.archive.kinds().get(kind, []):
+            count = 0
+            with result.archive.open_member(member) as raw:
+                header, rows = iter_csv(raw, counter)
+                typer = RowTyper(self.spec, header)
+                self._report_columns(typer, member.name)
+                for row in rows:
+                    if row:
+                        count += 1
+                        yield typer.type_row(row, lineage)
+            result.rows[kind] += count
+            self._report_quirks(typer, counter, member.name)
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:  # noqa: ARG002
+        """Emit this kind's rows of the window the parent has on disk, then move the bookmark."""
+        result = self._window()
         if result is None:
             return
-        window = result.window
-        if window.end <= self.export_from:
+        yield from self._typed_rows(result)
+        advance_bookmark(self, result.window.end)
+
+    def get_batches(
+        self, batch_config: BatchConfig, context: Context | None = None  # noqa: ARG002
+    ) -> t.Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
+        """Write this kind's rows of the window into batch files; one BATCH message per file.
+
+        The SDK writes each BATCH message, then a STATE, before asking for the next file; the
+        bookmark moves to the window's end only after the last file is announced.
+        """
+        result = self._window()
+        if result is None:
             return
-        kind = self.spec.kind
-        count = 0
-        if result.archive is not None:
-            lineage = {
-                "export_job_id": result.job.job_id,
-                "export_window_start": iso(window.start),
-                "export_window_end": iso(window.end),
-            }
-            counter = DecodeCounter()
-            for member in result.archive.kinds().get(kind, []):
-                with result.archive.open_member(member) as raw:
-                    header, rows = iter_csv(raw, counter)
-                    typer = RowTyper(self.spec, header)
-                    self._report_columns(typer, member.name)
-                    for row in rows:
-                        if row:
-                            count += 1
-                            yield typer.type_row(row, lineage)
-                self._report_quirks(typer, counter, member.name)
-        result.rows[kind] = count
-        advance_bookmark(self, window.end)
+        writer = BatchFileWriter(batch_config, self.tap_name, self.name)
+        for url, _rows in writer.write(self._selected_only(self._typed_rows(result))):
+            yield batch_config.encoding, [url]
+            # As with RECORDs: a window partly announced leaves the bookmark at its start.
+            self._increment_stream_state({self.replication_key: iso(result.window.start)})
+        advance_bookmark(self, result.window.end)
+
+    def _selected_only(self, rows: t.Iterable[dict]) -> t.Iterator[dict]:
+        """Rows without the properties the catalog deselects (what a RECORD would carry)."""
+        if any(not isinstance(m, SameRecordTransform) for m in self.stream_maps):
+            msg = (
+                f"Stream maps that change {self.name} cannot be applied to BATCH files: "
+                "remove batch_config or the stream map of this stream."
+            )
+            raise ConfigError(msg)
+        deselected = self._deselected()
+        for record in rows:
+            if deselected is None:
+                pop_deselected_record_properties(record, self.schema, self.mask)
+            else:
+                for name in deselected:
+                    record.pop(name, None)
+            yield record
 
     def _report_columns(self, typer: RowTyper, member: str) -> None:
         new = [c for c in typer.unknown if c not in self._reported_columns]
