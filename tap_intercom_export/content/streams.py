@@ -340,6 +340,16 @@ class MessageStatStream(_ExportStream):
         super()._increment_stream_state(latest_record, context=context)
         self._bookmarked = value
 
+    def _process_record(
+        self, record: dict, child_context: Context | None = None, partition_context: Context | None = None
+    ) -> None:
+        # The SDK's version (singer_sdk/streams/core.py, 0.54.9) asks every record for child
+        # contexts and copies them, to sync child streams: a tenth of the tap's time, for
+        # streams that have no children and no partitions.
+        # https://github.com/meltano/sdk/blob/v0.54.9/singer_sdk/streams/core.py#L1151
+        if self.child_streams or partition_context:
+            super()._process_record(record, child_context, partition_context)
+
     def _generate_record_messages(self, record: dict) -> t.Generator[RecordMessage, None, None]:
         # The SDK's version of this per-record hook (singer_sdk/streams/core.py, 0.54.9) walks
         # the selection mask key by key and the schema value by value for every record: with
