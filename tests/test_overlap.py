@@ -188,3 +188,20 @@ def test_ctrl_c_while_emitting_cancels_the_job_created_ahead(make_fake, clock, m
     assert fake.exports.jobs["job0002"].status == "canceled"
     assert fake.exports.jobs["job0001"].status == "completed"
     assert fake.calls("POST", r"/export/cancel/job0002")
+
+
+def test_bench_overlap_smoke_run() -> None:
+    """bench/bench_overlap.py runs and finds the same records and state both ways."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "bench" / "bench_overlap.py"
+    out = subprocess.run(
+        [sys.executable, str(bench), "--receipts", "300", "--windows", "3", "--json"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    result = json.loads(out.stdout)
+    assert result["same_records"] and result["same_state"]
+    assert result["windows"] == 3 and result["one_after_another_s"] > 0 and result["ratio"] > 0
