@@ -18,9 +18,14 @@ import uuid
 
 import msgspec.json
 from singer_sdk.contrib.msgspec import enc_hook
+from singer_sdk.helpers._catalog import pop_deselected_record_properties
+from singer_sdk.mapper import SameRecordTransform
+
+from tap_intercom_export.errors import ConfigError
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers._batch import BatchConfig
+    from singer_sdk.streams import Stream
 
 #: Rows encoded per write: large enough to amortise the call, small enough to stay flat.
 _CHUNK = 2000
@@ -83,3 +88,25 @@ class BatchFileWriter:
                     if out is not raw:
                         out.close()
             yield storage.get_url(name), count
+
+
+def selected_only(rows: t.Iterable[dict], stream: Stream, deselected: tuple[str, ...] | None) -> t.Iterator[dict]:
+    """Rows without the properties the catalog deselects (what a RECORD would carry).
+
+    `deselected` are top-level names to drop, or None to walk the stream's selection mask.
+    """
+    # The SDK writes a batch's manifest once per stream map without applying it to the files,
+    # so a map that changes rows (e.g. hashes e-mails) would silently not happen.
+    if any(not isinstance(m, SameRecordTransform) for m in stream.stream_maps):
+        msg = (
+            f"Stream maps that change {stream.name} cannot be applied to BATCH files: "
+            "remove batch_config or the stream map of this stream."
+        )
+        raise ConfigError(msg)
+    for record in rows:
+        if deselected is None:
+            pop_deselected_record_properties(record, stream.schema, stream.mask)
+        else:
+            for name in deselected:
+                record.pop(name, None)
+        yield record

@@ -18,26 +18,21 @@ import requests
 from singer_sdk import typing as th
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage
 
 from tap_intercom_export.client import DEFAULT_START_DAYS, IntercomStream, config_time
 from tap_intercom_export.content.api import ContentExportClient
-from tap_intercom_export.content.batch import BatchFileWriter
+from tap_intercom_export.content.batch import BatchFileWriter, selected_only
 from tap_intercom_export.content.schemas import FILE_KINDS, FileKind, RowTyper
-from tap_intercom_export.errors import ConfigError
 from tap_intercom_export.jobs.archive import DecodeCounter, iter_csv
 from tap_intercom_export.jobs.engine import ExportRunner, ExportSettings, WindowExport
+from tap_intercom_export.jobs.inflight import OpenJobs
 from tap_intercom_export.jobs.windows import Window, plan_windows
 from tap_intercom_export.timeutil import iso, unix
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
     from singer_sdk.helpers.types import Context
-
-IN_FLIGHT = "in_flight_job"
-#: Jobs created ahead for later windows while an earlier window is emitted (see jobs_ahead).
-IN_FLIGHT_AHEAD = "in_flight_jobs_ahead"
 
 
 class _ExportStream(IntercomStream):
@@ -121,8 +116,8 @@ class MessageExportJobsStream(_ExportStream):
         super().__init__(*args, **kwargs)
         self.current: WindowExport | None = None
         self.runner: ExportRunner | None = None
-        #: Jobs created and not yet fully emitted, by window (mirrored into the state).
-        self._open_jobs: dict[Window, str] = {}
+        #: Jobs created and not yet fully emitted (mirrored into the state).
+        self.open_jobs = OpenJobs()
 
     @property
     def requests_session(self) -> requests.Session:
@@ -168,58 +163,23 @@ class MessageExportJobsStream(_ExportStream):
 
     def in_flight(self) -> tuple[Window, str] | None:
         """The job a previous run created but did not finish, from state."""
-        jobs = self._open_jobs_in_state()
-        return next(iter(jobs.items()), None) if jobs else None
-
-    def in_flight_ahead(self) -> list[tuple[Window, str]]:
-        """Jobs a previous run created ahead for later windows, from state."""
-        return list(self._open_jobs_in_state().items())[1:]
-
-    def _open_jobs_in_state(self) -> dict[Window, str]:
-        entries = [self.stream_state.get(IN_FLIGHT), *(self.stream_state.get(IN_FLIGHT_AHEAD) or [])]
-        jobs: dict[Window, str] = {}
-        for job in entries:
-            if not isinstance(job, dict) or not job.get("job_identifier"):
-                continue
-            try:
-                window = Window(unix(job["window_start"]), unix(job["window_end"]))
-            except (KeyError, TypeError, ValueError):
-                self.logger.warning("Ignoring unreadable in-flight export job in state: %s", job)
-                continue
-            jobs[window] = str(job["job_identifier"])
-        return jobs
-
-    def _write_open_jobs(self) -> None:
-        # The oldest unfinished window's job stays in `in_flight_job` (as before the overlap);
-        # jobs created ahead for later windows follow it, so a killed run resumes them all.
-        entries = [
-            {"job_identifier": job_id, "window_start": iso(w.start), "window_end": iso(w.end)}
-            for w, job_id in sorted(self._open_jobs.items())
-        ]
-        self.stream_state[IN_FLIGHT] = entries[0] if entries else None
-        if len(entries) > 1:
-            self.stream_state[IN_FLIGHT_AHEAD] = entries[1:]
-        else:
-            self.stream_state.pop(IN_FLIGHT_AHEAD, None)
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+        return OpenJobs.from_state(self.stream_state, self.logger).first()
 
     def _remember_job(self, window: Window, job: t.Any) -> None:
         # Written before polling starts so that a run killed while waiting resumes this job
-        # (Intercom would answer a new create with 429 while it is pending). A new job for a
-        # window replaces any older job of the same (or the split parent) window.
-        self._open_jobs = {
-            w: j for w, j in self._open_jobs.items() if w.end <= window.start or w.start >= window.end
-        }
-        self._open_jobs[window] = job.job_id
-        self._write_open_jobs()
+        # (Intercom would answer a new create with 429 while it is pending).
+        self.open_jobs.created(window, job.job_id)
+        self.open_jobs.write(self.stream_state)
+        self.state_manager.is_flushed = False
+        self._write_state_message()
 
     def _commit(self, window: Window) -> None:
         # A job created ahead for a later window stays open: only this window is done.
-        self._open_jobs = {w: j for w, j in self._open_jobs.items() if w.start >= window.end}
-        self.stream_state[IN_FLIGHT] = None
+        self.open_jobs.done(window)
         advance_bookmark(self, window.end)
-        self._write_open_jobs()
+        self.open_jobs.write(self.stream_state)
+        self.state_manager.is_flushed = False
+        self._write_state_message()
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         """Export each planned window and hand its archive to the selected children."""
@@ -248,9 +208,9 @@ class MessageExportJobsStream(_ExportStream):
             wall=self.wall_clock,
             sleep=self.sleep,
         )
-        self._open_jobs = self._open_jobs_in_state()
+        self.open_jobs = OpenJobs.from_state(self.stream_state, self.logger)
         with self._cancel_job_on_ctrl_c():
-            for result in self.runner.run(windows, self.in_flight(), self.in_flight_ahead()):
+            for result in self.runner.run(windows, self.open_jobs.first(), self.open_jobs.ahead()):
                 self.current = result
                 try:
                     # The SDK syncs the children on this record before writing it, so `rows`
@@ -437,28 +397,12 @@ class MessageStatStream(_ExportStream):
         if result is None:
             return
         writer = BatchFileWriter(batch_config, self.tap_name, self.name)
-        for url, _rows in writer.write(self._selected_only(self._typed_rows(result))):
+        rows = selected_only(self._typed_rows(result), self, self._deselected())
+        for url, _rows in writer.write(rows):
             yield batch_config.encoding, [url]
             # As with RECORDs: a window partly announced leaves the bookmark at its start.
             self._increment_stream_state({self.replication_key: iso(result.window.start)})
         advance_bookmark(self, result.window.end)
-
-    def _selected_only(self, rows: t.Iterable[dict]) -> t.Iterator[dict]:
-        """Rows without the properties the catalog deselects (what a RECORD would carry)."""
-        if any(not isinstance(m, SameRecordTransform) for m in self.stream_maps):
-            msg = (
-                f"Stream maps that change {self.name} cannot be applied to BATCH files: "
-                "remove batch_config or the stream map of this stream."
-            )
-            raise ConfigError(msg)
-        deselected = self._deselected()
-        for record in rows:
-            if deselected is None:
-                pop_deselected_record_properties(record, self.schema, self.mask)
-            else:
-                for name in deselected:
-                    record.pop(name, None)
-            yield record
 
     def _report_columns(self, typer: RowTyper, member: str) -> None:
         new = [c for c in typer.unknown if c not in self._reported_columns]
