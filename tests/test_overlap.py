@@ -205,3 +205,12 @@ def test_bench_overlap_smoke_run() -> None:
     result = json.loads(out.stdout)
     assert result["same_records"] and result["same_state"]
     assert result["windows"] == 3 and result["one_after_another_s"] > 0 and result["ratio"] > 0
+
+
+@pytest.mark.parametrize("value", [2, -1, "1"])
+def test_export_jobs_ahead_other_than_0_or_1_is_refused(value) -> None:
+    from tap_intercom_export.client import check_config
+    from tap_intercom_export.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="export_jobs_ahead"):
+        check_config({"access_token": "x", "export_jobs_ahead": value})
