@@ -115,13 +115,22 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:
         archive, rows = make_archive(workdir, args.receipts)
         *_, spans = run(archive, workdir, 2, 0, 0.0)
         job_seconds = max(sum(spans) / len(spans), 0.1)
-        sys.stderr.write(f"one window takes {job_seconds:.2f} s to emit: jobs take as long\n")
-        seq, seq_digest, seq_state, _ = run(archive, workdir, args.windows, 0, job_seconds)
-        ovl, ovl_digest, ovl_state, _ = run(archive, workdir, args.windows, 1, job_seconds)
+        # Other work on a shared machine stretches emission (not the fake's jobs): when the
+        # one-after-another run emitted much slower than calibrated, calibrate on it and redo.
+        for _ in range(3):
+            sys.stderr.write(f"one window takes {job_seconds:.2f} s to emit: jobs take as long\n")
+            seq, seq_digest, seq_state, seq_spans = run(archive, workdir, args.windows, 0, job_seconds)
+            emitted = sum(seq_spans) / len(seq_spans)
+            if abs(emitted - job_seconds) <= 0.2 * job_seconds:
+                break
+            job_seconds = emitted
+        ovl, ovl_digest, ovl_state, ovl_spans = run(archive, workdir, args.windows, 1, job_seconds)
     result = {
         "windows": args.windows,
         "rows_per_window": rows,
         "job_seconds": round(job_seconds, 2),
+        "emission_s_one_after_another": round(emitted, 2),
+        "emission_s_overlapped": round(sum(ovl_spans) / len(ovl_spans), 2),
         "one_after_another_s": round(seq, 2),
         "overlapped_s": round(ovl, 2),
         "ratio": round(ovl / seq, 3),
@@ -134,8 +143,8 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:
         print(json.dumps(result, indent=2))  # noqa: T201
     else:
         print(f"{args.windows} windows x {rows:,} rows, jobs pending {job_seconds:.2f} s each")  # noqa: T201
-        print(f"one after another: {seq:8.2f} s")  # noqa: T201
-        print(f"overlapped:        {ovl:8.2f} s")  # noqa: T201
+        print(f"one after another: {seq:8.2f} s  (emission {result['emission_s_one_after_another']:.2f} s a window)")  # noqa: T201, E501
+        print(f"overlapped:        {ovl:8.2f} s  (emission {result['emission_s_overlapped']:.2f} s a window)")  # noqa: T201, E501
         print(f"overlapped / one after another: {result['ratio']:.2f}x "  # noqa: T201
               f"(records identical: {result['same_records']}, final state identical: {result['same_state']})")  # fmt: skip
         print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*result["load_average"]))  # noqa: T201
