@@ -214,3 +214,22 @@ def test_export_jobs_ahead_other_than_0_or_1_is_refused(value) -> None:
 
     with pytest.raises(ConfigError, match="export_jobs_ahead"):
         check_config({"access_token": "x", "export_jobs_ahead": value})
+
+
+def test_a_failed_create_ahead_is_retried_in_turn(make_fake, clock, monkeypatch) -> None:
+    from tap_intercom_export.content import streams
+    from tap_intercom_export.fake_intercom.server import error_body
+
+    fake = make_fake()
+    remember = streams.MessageExportJobsStream._remember_job
+
+    def refuse_the_next_create(self, window, job) -> None:
+        if job.job_id == "job0001":
+            fake.inject("POST", r"/export/content/data", 400, body=error_body("server_error", "try later"))
+        remember(self, window, job)
+
+    monkeypatch.setattr(streams.MessageExportJobsStream, "_remember_job", refuse_the_next_create)
+    run = run_tap(export_config(fake, end_date="2023-11-08T00:00:00Z"))
+    assert [j["job_identifier"] for j in run.records("message_export_jobs")] == ["job0001", "job0002"]
+    assert len(fake.calls("POST", "/export/content/data")) == 3
+    assert len(run.records("message_receipts")) == 14 * 24

@@ -36,7 +36,9 @@ from tap_intercom_export.errors import (
     ExportError,
     ExportJobActiveError,
     ExportJobFailedError,
+    IntercomAPIError,
     IntercomNotFoundError,
+    IntercomRetriableError,
 )
 from tap_intercom_export.jobs.api import ExportClient, Job, SplitWindow
 from tap_intercom_export.jobs.windows import MIN_WINDOW_SECONDS, Window
@@ -217,6 +219,11 @@ class ExportRunner:
                 # Another job is pending (ours or someone else's): this window's job is
                 # created in turn, when it is this window's turn to be exported.
                 self.logger.info("Not creating the job for %s ahead: another export job is pending.", window)
+                return
+            except (IntercomAPIError, IntercomRetriableError, ExportError, requests.RequestException) as exc:
+                # The finished window's rows come first; creating in turn retries, or fails
+                # with its own clear error, after they are emitted and bookmarked.
+                self.logger.warning("Could not create the job for %s ahead (%s): creating it in turn.", window, exc)
                 return
             self.ahead[window] = (job, int(self.wall()))
             self.logger.info(
