@@ -115,6 +115,10 @@ def check_config(config: t.Mapping[str, t.Any]) -> None:
         if value is not None and not (_is_number(value) and float(value) >= 0):
             msg = f"Setting {key}={value!r} must be a number of {unit}, 0 or more."
             raise ConfigError(msg)
+    ahead = config.get("export_jobs_ahead")
+    if ahead is not None and not (_is_number(ahead) and float(ahead) in (0, 1)):
+        msg = f"Setting export_jobs_ahead={ahead!r} must be 0 (one job after another) or 1 (overlap)."
+        raise ConfigError(msg)
     start, end = config_time(config, "start_date"), config_time(config, "end_date")
     if start is not None and end is not None and start >= end:
         msg = "Setting start_date must be before end_date."

@@ -115,6 +115,15 @@ class TapIntercomExport(Tap):
             "remembers when it last ran); 0 = on every run.",
         ),
         th.Property(
+            "export_jobs_ahead",
+            th.IntegerType,
+            default=1,
+            title="Export jobs ahead",
+            description="1 = create the next window's export job as soon as a window is "
+            "downloaded, so Intercom prepares it while this window's rows are emitted; 0 = one "
+            "job after another. Intercom allows one pending job, so 1 is the most that helps.",
+        ),
+        th.Property(
             "max_concurrent_requests",
             th.IntegerType,
             default=8,

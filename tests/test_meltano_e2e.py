@@ -397,3 +397,59 @@ def test_reporting_stream_into_postgres(meltano: Meltano, fake: FakeIntercom, po
     assert summary["row"][2] > 0
     assert summary["columns"]["conversation_started_at"] == "timestamp without time zone"
     assert "Account tier" in summary["columns"]
+
+
+# -- PostgreSQL with BATCH --------------------------------------------------------------------
+
+
+def test_postgres_with_batch_lands_the_same_rows_and_types(
+    meltano: Meltano, fake: FakeIntercom, postgres: Postgres, tmp_path: Path
+) -> None:
+    """batch_config on: the message_* streams go as BATCH files, the result is the RECORD one."""
+    files = tmp_path / "batches"
+    batch = {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": files.as_uri(), "prefix": "e2e-"},
+        "batch_size": 50,
+    }
+    pipe = Pipeline(
+        meltano,
+        fake,
+        "target-postgres",
+        tmp_path,
+        env={
+            "TAP_INTERCOM_EXPORT_BATCH_CONFIG": json.dumps(batch),
+            "TARGET_POSTGRES_HOST": "127.0.0.1",
+            "TARGET_POSTGRES_PORT": str(postgres.port),
+            "TARGET_POSTGRES_USER": postgres.user,
+            "TARGET_POSTGRES_PASSWORD": postgres.password,
+            "TARGET_POSTGRES_DATABASE": postgres.database,
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "intercom_batch",
+        },
+    )
+
+    def summary() -> dict:
+        return py_query(meltano.python("target-postgres"), PG_SUMMARY, str(postgres.port), postgres.password, "intercom_batch")
+
+    pipe.run(FIRST_END)
+    # 168 receipts in 50-row files: the rows really went through batch files.
+    assert len([p for p in files.iterdir() if "message_receipts" in p.name]) == 4
+    first = expected_counts(fake, [(START, FIRST_END)])
+    got = summary()
+    assert got["counts"] == first
+    assert got["receipts"] == [first["message_receipts"], "2023-10-25 00:00:00", "2023-10-31 23:00:00"]
+    receipts = got["columns"]["message_receipts"]
+    assert receipts["received_at"] == receipts["first_open"] == "timestamp without time zone"
+    assert got["columns"]["message_export_jobs"]["window_start"] == "timestamp without time zone"
+    assert got["columns"]["message_overview"]["receipt_total"] == "bigint"
+
+    pipe.run(FIRST_END)
+    assert len(pipe.export_jobs()) == 1
+    assert summary()["counts"] == first
+
+    pipe.run(LATER_END)
+    assert pipe.export_jobs()[1:] == [(unix(FIRST_END), unix(LATER_END) - 1)]
+    both = expected_counts(fake, [(START, FIRST_END), (FIRST_END, LATER_END)])
+    got = summary()
+    assert got["counts"] == both
+    assert got["receipts"][0] == both["message_receipts"]

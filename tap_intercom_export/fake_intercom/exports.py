@@ -195,6 +195,7 @@ class FakeJob:
     status: str = "pending"
     archive: Path | None = None
     expires_at: int | None = None
+    created: float = 0.0
 
     def body(self, base_url: str, api: ExportAPI) -> dict:
         """Intercom's job model, in the spelling and URL form `api` is set to."""
@@ -247,6 +248,9 @@ class ExportAPI:
     now: t.Callable[[], float] | None = None
     #: Add a file of a kind no tap knows (message_stats.INVENTED_KIND) to every archive.
     invent_kind: bool = False
+    #: When > 0, a job stays pending this many real seconds after its create (benchmarks),
+    #: then completes, whatever its status script says.
+    job_seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -284,7 +288,7 @@ class ExportAPI:
                 return Response(429, error_body("rate_limit_exceeded",
                                                 "Exceeded rate limit of 1 pending message data export jobs"))  # fmt: skip
             script = self.next_scripts.pop(0) if self.next_scripts else self.status_script
-            job = FakeJob(f"job{next(self._ids):04d}", after, before, list(script))
+            job = FakeJob(f"job{next(self._ids):04d}", after, before, list(script), created=_real_time())
             self.jobs[job.job_id] = job
         return Response(200, job.body(self.fake.url, self))
 
@@ -294,6 +298,9 @@ class ExportAPI:
         if job is None:
             return Response(404, error_body("not_found", "Export job not found"))
         with self.lock:
+            if self.job_seconds and job.status in ("pending", "in_progress"):
+                done = _real_time() - job.created >= self.job_seconds
+                job.script = ["pending", "completed" if done else "pending"]
             if job.status in ("pending", "in_progress") and job.script:
                 job.polls += 1
                 job.status = job.script[min(job.polls, len(job.script) - 1)]

@@ -13,6 +13,10 @@ rest-api/api.intercom.io/data-export):
 - a completed job's download expires two days after completion;
 - a job returns at most the first 10 million rows;
 - window bounds are inclusive unix seconds on the messages' creation time.
+
+Overlap (`ExportSettings.jobs_ahead`): Intercom's lock is on *pending* jobs only, so once a
+window's job is complete and its archive is on disk, the next window's job is created before the
+finished window is handed to the consumer: Intercom works on it while the rows are emitted.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from tap_intercom_export.errors import (
     ExportError,
     ExportJobActiveError,
     ExportJobFailedError,
+    IntercomAPIError,
     IntercomNotFoundError,
+    IntercomRetriableError,
 )
 from tap_intercom_export.jobs.api import ExportClient, Job, SplitWindow
 from tap_intercom_export.jobs.windows import MIN_WINDOW_SECONDS, Window
@@ -57,6 +63,8 @@ class ExportSettings:
     create_attempts: int = 2
     max_jobs_per_window: int = 5
     min_window_seconds: int = MIN_WINDOW_SECONDS
+    #: Jobs of the next windows created while a finished window is emitted (0 = one after another).
+    jobs_ahead: int = 0
 
 
 @dataclass
@@ -130,7 +138,9 @@ class ExportRunner:
         self.sleep = sleep
         self.temp_dir = temp_dir
         self.current_job: Job | None = None
-        self._stale_job: str | None = None
+        self._stale_jobs: list[str] = []
+        #: Jobs created ahead by this run, not yet polled: window -> (job, wall time created).
+        self.ahead: dict[Window, tuple[Job, int]] = {}
 
     # -- the plan ---------------------------------------------------------------------------
 
@@ -138,11 +148,13 @@ class ExportRunner:
         self,
         windows: t.Iterable[Window],
         resume: tuple[Window, str] | None = None,
+        resume_ahead: t.Iterable[tuple[Window, str]] = (),
     ) -> t.Iterator[WindowExport]:
         """Export each window in order; yield each one with its archive still on disk.
 
         The archive is removed as soon as the consumer asks for the next window (or stops).
-        `resume` is the (window, job id) of an in-flight job recorded in state.
+        `resume` is the (window, job id) of an in-flight job recorded in state; `resume_ahead`
+        are jobs a previous run created ahead for later windows.
         """
         queue = deque(windows)
         if resume and queue and resume[0].start == queue[0].start:
@@ -163,12 +175,19 @@ class ExportRunner:
                 resume[0],
                 queue[0] if queue else "nothing left to export",
             )
-            self._stale_job = resume[1]
-        resume_id = resume[1] if resume and queue and resume[0] == queue[0] else None
+            self._stale_jobs.append(resume[1])
+        known: dict[Window, str] = {}
+        if resume and queue and resume[0] == queue[0]:
+            known[queue[0]] = resume[1]
+        for window, job_id in resume_ahead:
+            if window in queue and window not in known:
+                known[window] = job_id
+            else:
+                self._stale_jobs.append(job_id)
         while queue:
             window = queue.popleft()
             try:
-                result = self._export_window(window, resume_id)
+                result = self._export_window(window, known.pop(window, None), self.ahead.pop(window, None))
             except SplitWindow as why:
                 if window.seconds <= self.settings.min_window_seconds:
                     msg = (
@@ -182,21 +201,53 @@ class ExportRunner:
                 queue.appendleft(second)
                 queue.appendleft(first)
                 continue
-            finally:
-                resume_id = None
             try:
+                self._create_ahead(queue, known)
                 yield result
             finally:
                 if result.archive:
                     result.archive.path.unlink(missing_ok=True)
 
+    def _create_ahead(self, queue: t.Sequence[Window], known: t.Mapping[Window, str]) -> None:
+        """Create the jobs of the next `jobs_ahead` windows, as far as Intercom lets us now."""
+        for window in list(queue)[: self.settings.jobs_ahead]:
+            if window in self.ahead or window in known:
+                continue
+            try:
+                job = self.client.create(window)
+            except ExportJobActiveError:
+                # Another job is pending (ours or someone else's): this window's job is
+                # created in turn, when it is this window's turn to be exported.
+                self.logger.info("Not creating the job for %s ahead: another export job is pending.", window)
+                return
+            except (IntercomAPIError, IntercomRetriableError, ExportError, requests.RequestException) as exc:
+                # The finished window's rows come first; creating in turn retries, or fails
+                # with its own clear error, after they are emitted and bookmarked.
+                self.logger.warning("Could not create the job for %s ahead (%s): creating it in turn.", window, exc)
+                return
+            self.ahead[window] = (job, int(self.wall()))
+            self.logger.info(
+                "Created export job %s ahead for window %s (created_at %d..%d).",
+                job.job_id,
+                window,
+                window.created_at_after,
+                window.created_at_before,
+            )
+            self.on_job_created(window, job)
+
     # -- one window -------------------------------------------------------------------------
 
-    def _export_window(self, window: Window, resume_id: str | None) -> WindowExport:
+    def _export_window(
+        self, window: Window, resume_id: str | None, ahead: tuple[Job, int] | None = None
+    ) -> WindowExport:
         attempts = failures = 0
         while True:
             attempts += 1
-            job, resumed, created_at = self._create_or_resume(window, resume_id)
+            if ahead:
+                job, resumed, created_at = ahead[0], False, ahead[1]
+                ahead = None
+            else:
+                job, resumed, created_at = self._create_or_resume(window, resume_id)
             resume_id = None
             try:
                 return self._finish(window, job, resumed, created_at, attempts)
@@ -252,9 +303,8 @@ class ExportRunner:
             try:
                 job = self.client.create(window)
             except ExportJobActiveError:
-                stale = self._stale_job
-                if stale:
-                    self._stale_job = None
+                if self._stale_jobs:
+                    stale = self._stale_jobs.pop(0)
                     self.logger.warning(
                         "Another export job is active; canceling our own stale job %s from state.", stale
                     )
@@ -421,16 +471,17 @@ class ExportRunner:
             return
 
     def cancel_current(self) -> None:
-        """Cancel the job being polled (used on Ctrl-C); a completed job is left alone."""
-        job = self.current_job
-        if job is None:
-            return
-        try:
-            status = self.client.status(job.job_id)
-        except Exception:  # noqa: BLE001 - we are shutting down
-            status = job
-        if status.status in self.client.done_statuses or status.status == "no_data":
-            return
-        self.logger.warning("Canceling export job %s on interrupt.", job.job_id)
-        self._cancel_quietly(job.job_id)
+        """Cancel the job being polled and those created ahead (used on Ctrl-C); completed
+        jobs are left alone."""
+        jobs = [self.current_job] if self.current_job else []
+        jobs += [job for job, _ in self.ahead.values()]
+        for job in jobs:
+            try:
+                status = self.client.status(job.job_id)
+            except Exception:  # noqa: BLE001 - we are shutting down
+                status = job
+            if status.status in self.client.done_statuses or status.status == "no_data":
+                continue
+            self.logger.warning("Canceling export job %s on interrupt.", job.job_id)
+            self._cancel_quietly(job.job_id)
 

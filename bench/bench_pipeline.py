@@ -1,0 +1,271 @@
+"""Benchmark whole pipelines side by side: where the time goes between Intercom and the warehouse.
+
+    .venv/bin/python bench/bench_pipeline.py                    # 100k receipts (~305k rows), ~4 min
+    .venv/bin/python bench/bench_pipeline.py --receipts 5000    # smoke run
+    .venv/bin/python bench/bench_pipeline.py --rss-receipts 1000000   # plus tap RSS with BATCH at 1M
+
+One generated export, served by the fake Intercom API on loopback, goes through:
+  * tap > /dev/null                         - the tap alone (RECORD);
+  * tap | <DuckDB loader of meltano.yml>    - the embedded warehouse;
+  * tap | target-postgres (RECORD)          - meltanolabs target-postgres, as meltano.yml pins it;
+  * tap | target-postgres (BATCH)           - the same with batch_config jsonl + gzip;
+  * tap (BATCH files only) at --rss-receipts  - the tap's peak RSS with BATCH on a big export.
+Every pipeline is checked to land every row. The loaders are installed once by Meltano (from
+meltano.yml) under .cache/bench-meltano and run directly, `tap | target`, so the timing is the
+pipeline's and not Meltano's; PostgreSQL is a throwaway server on loopback from the machine's
+server binaries (as in tests/test_meltano_e2e.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from bench_export import T0, TOKEN, export_catalog, make_archive, tap_config  # noqa: E402
+
+from tap_intercom_export.fake_intercom import build  # noqa: E402
+
+MELTANO = REPO / ".venv-meltano" / "bin" / "meltano"
+SYS_DIR = REPO / ".cache" / "bench-meltano"
+
+
+@dataclass
+class Result:
+    """One timed pipeline."""
+
+    name: str
+    rows: int
+    seconds: float
+    tap_rss_mb: float
+
+    @property
+    def rows_per_s(self) -> float:
+        """Throughput of the whole pipeline."""
+        return self.rows / self.seconds
+
+
+def loaders() -> dict[str, str]:
+    """The DuckDB and PostgreSQL loaders meltano.yml names (the DuckDB one is found by name)."""
+    project = yaml.safe_load((REPO / "meltano.yml").read_text())
+    names = [p["name"] for p in project["plugins"]["loaders"]]
+    duck = next(n for n in names if "duckdb" in n)
+    return {"duckdb": duck, "postgres": next(n for n in names if n == "target-postgres")}
+
+
+def install(names: list[str]) -> dict[str, Path]:
+    """Install the loaders with Meltano once; their executables."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MELTANO_", "TARGET_", "TAP_"))},
+        "MELTANO_PROJECT_ROOT": str(REPO),
+        "MELTANO_SYS_DIR_ROOT": str(SYS_DIR),
+        "MELTANO_DATABASE_URI": f"sqlite:///{SYS_DIR / 'meltano.db'}",
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "MELTANO_DISABLE_TRACKING": "true",
+        "MELTANO_CLI_DISABLE_VERSION_CHECK": "1",
+    }
+    exes = {}
+    for name in names:
+        venv = SYS_DIR / "loaders" / name / "venv"
+        if not (venv / "bin" / "python").exists():
+            if not MELTANO.exists():
+                msg = f"{MELTANO} is missing: bash scripts/test.sh installs Meltano"
+                raise SystemExit(msg)
+            SYS_DIR.mkdir(parents=True, exist_ok=True)
+            subprocess.run([str(MELTANO), "install", "loader", name], cwd=REPO, env=env, check=True,
+                           capture_output=True, timeout=900)  # fmt: skip
+        exes[name] = venv / "bin"
+    return exes
+
+
+@dataclass
+class Postgres:
+    """A throwaway server on loopback."""
+
+    port: int
+    root: Path
+    stop: t.Callable[[], None]
+
+
+def start_postgres() -> Postgres:
+    """initdb + pg_ctl as an unprivileged account; fsync off (a benchmark, not a bank)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    bindir = Path(os.environ["PG_BIN"]) if os.environ.get("PG_BIN") else found[-1].parent if found else None
+    if bindir is None:
+        msg = "PostgreSQL server binaries not found (set PG_BIN)"
+        raise SystemExit(msg)
+    root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, user="postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    (root / "pw").write_text("bench")
+    if as_user:
+        shutil.chown(root / "pw", user="postgres")
+
+    def run(*cmd: str) -> None:
+        subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)
+
+    run(str(bindir / "initdb"), "-D", str(root / "data"), "-U", "postgres", "-A", "scram-sha-256",
+        f"--pwfile={root / 'pw'}", "--no-sync", "-E", "UTF8")  # fmt: skip
+    run("mkdir", str(root / "sock"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root / 'sock'} -c fsync=off -c full_page_writes=off"
+    run(str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-o", opts, "-w", "start")
+    subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "warehouse"],
+                   check=True, env={**os.environ, "PGPASSWORD": "bench"}, capture_output=True)  # fmt: skip
+
+    def stop() -> None:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop"],
+                       capture_output=True, check=False)  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
+
+    return Postgres(port, root, stop)
+
+
+def timed_pipeline(name: str, rows: int, tap: list[str], target: list[str] | None) -> Result:
+    """Run `tap | target` (or tap > /dev/null); wall time and the tap's own peak RSS."""
+    with tempfile.TemporaryFile() as tap_err, tempfile.TemporaryFile() as target_err, \
+            open(os.devnull, "wb") as null:  # noqa: PTH123  # fmt: skip
+        started = time.perf_counter()
+        producer = subprocess.Popen(tap, stdout=subprocess.PIPE if target else null, stderr=tap_err)
+        consumer = None
+        if target:
+            consumer = subprocess.Popen(target, stdin=producer.stdout, stdout=null, stderr=target_err)
+            producer.stdout.close()  # type: ignore[union-attr]
+        _, status, usage = os.wait4(producer.pid, 0)
+        producer.returncode = os.waitstatus_to_exitcode(status)
+        if consumer:
+            consumer.wait()
+        seconds = time.perf_counter() - started
+        for proc, err in ((producer, tap_err), (consumer, target_err)):
+            if proc and proc.returncode:
+                err.seek(0)
+                sys.stderr.write(err.read().decode(errors="replace")[-3000:])
+                msg = f"{name}: {proc.args[0]} exited with {proc.returncode}"
+                raise SystemExit(msg)
+    return Result(name, rows, seconds, usage.ru_maxrss / 1024)
+
+
+PG_COUNT = """
+import json, sys, psycopg
+con = psycopg.connect(host="127.0.0.1", port=sys.argv[1], user="postgres", password="bench", dbname="warehouse")
+cur = con.cursor()
+cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [sys.argv[2]])
+total = 0
+for (table,) in cur.fetchall():
+    if table.startswith("message_") and table != "message_export_jobs":
+        cur.execute(f'SELECT count(*) FROM "{sys.argv[2]}"."{table}"')
+        total += cur.fetchone()[0]
+print(json.dumps(total))
+"""
+
+DUCK_COUNT = """
+import duckdb, json, sys
+con = duckdb.connect(sys.argv[1], read_only=True)
+tables = [r[0] for r in con.execute(
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'intercom'").fetchall()]
+print(json.dumps(sum(con.execute(f'SELECT count(*) FROM intercom."{t}"').fetchone()[0]
+                     for t in tables if t.startswith("message_") and t != "message_export_jobs")))
+"""
+
+
+def landed(python: Path, script: str, *args: str) -> int:
+    """Rows a loader wrote, counted with the loader's own driver."""
+    out = subprocess.run([str(python), "-c", script, *args], check=True, capture_output=True, text=True)
+    return int(json.loads(out.stdout))
+
+
+def main(argv: list[str] | None = None) -> dict[str, t.Any]:  # noqa: PLR0915
+    """Run every pipeline on one export and print rows/s side by side."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--receipts", type=int, default=100_000)
+    parser.add_argument("--rss-receipts", type=int, default=0, help="also measure tap RSS with BATCH at this size")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    names = loaders()
+    bins = install(list(names.values()))
+    duck_bin, pg_bin = bins[names["duckdb"]], bins[names["postgres"]]
+    pg = start_postgres()
+    fake = build(token=TOKEN, start=T0, end=T0 + 86400, receipts_per_day=24)
+    fake.exports.status_script = ["completed"]
+    results: list[Result] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+            workdir = Path(tmp)
+            archive, rows = make_archive(workdir, args.receipts)
+            fake.exports.archive_override = lambda _job, path: os.link(archive, path)
+            fake.start()
+            record_cfg = tap_config(fake.url, workdir, batch=False)
+            batch_cfg = tap_config(fake.url, workdir, batch=True)
+            catalog = export_catalog(record_cfg, workdir)
+            tap = [sys.executable, "-m", "tap_intercom_export", "--catalog", str(catalog), "--config"]
+            results.append(timed_pipeline("tap > /dev/null", rows, [*tap, str(record_cfg)], None))
+
+            duck_cfg = workdir / "duck.json"
+            duck_db = workdir / "bench.duckdb"
+            duck_cfg.write_text(json.dumps({"filepath": str(duck_db), "default_target_schema": "intercom"}))
+            duck_exe = next(p for p in duck_bin.glob("target-duckdb*") if p.is_file())
+            results.append(timed_pipeline(f"tap | {names['duckdb']}", rows, [*tap, str(record_cfg)],
+                                          [str(duck_exe), "--config", str(duck_cfg)]))  # fmt: skip
+            assert landed(duck_bin / "python", DUCK_COUNT, str(duck_db)) == rows, "DuckDB lost rows"
+
+            for mode, cfg in (("RECORD", record_cfg), ("BATCH", batch_cfg)):
+                schema = f"bench_{mode.lower()}"
+                pg_cfg = workdir / f"pg-{mode}.json"
+                pg_cfg.write_text(json.dumps({
+                    "host": "127.0.0.1", "port": pg.port, "user": "postgres", "password": "bench",
+                    "database": "warehouse", "default_target_schema": schema, "load_method": "upsert",
+                }))  # fmt: skip
+                results.append(timed_pipeline(f"tap | target-postgres ({mode})", rows, [*tap, str(cfg)],
+                                              [str(pg_bin / "target-postgres"), "--config", str(pg_cfg)]))  # fmt: skip
+                assert landed(pg_bin / "python", PG_COUNT, str(pg.port), schema) == rows, f"{mode} lost rows"
+                shutil.rmtree(workdir / "batches", ignore_errors=True)
+            archive.unlink()
+            if args.rss_receipts:
+                big, big_rows = make_archive(workdir, args.rss_receipts)
+                fake.exports.archive_override = lambda _job, path: os.link(big, path)
+                results.append(timed_pipeline(f"tap BATCH files, {args.rss_receipts:,} receipts", big_rows,
+                                              [*tap, str(batch_cfg)], None))  # fmt: skip
+    finally:
+        fake.stop()
+        pg.stop()
+    by = {r.name: r for r in results}
+    speedup = by["tap | target-postgres (BATCH)"].rows_per_s / by["tap | target-postgres (RECORD)"].rows_per_s
+    out = {
+        "receipts": args.receipts,
+        "runs": [{"name": r.name, "rows": r.rows, "seconds": round(r.seconds, 2),
+                  "rows_per_s": round(r.rows_per_s), "tap_peak_rss_mb": round(r.tap_rss_mb, 1)} for r in results],
+        "postgres_batch_over_record": round(speedup, 2),
+        "load_average": os.getloadavg(),
+    }  # fmt: skip
+    if args.json:
+        print(json.dumps(out, indent=2))  # noqa: T201
+    else:
+        print(f"{'pipeline':<44} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'tap RSS MB':>11}")  # noqa: T201
+        for r in results:
+            print(f"{r.name:<44} {r.rows:>10,} {r.seconds:>8.2f} {r.rows_per_s:>9,.0f} {r.tap_rss_mb:>11.1f}")  # noqa: T201
+        print(f"PostgreSQL BATCH / RECORD pipeline throughput: {speedup:.2f}x")  # noqa: T201
+        print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*out["load_average"]))  # noqa: T201
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Export jobs created but not yet fully emitted, as they are kept in a stream's state.
+
+With jobs created ahead (`ExportSettings.jobs_ahead`), a window's job may exist while an earlier
+window is still being emitted. The oldest unfinished window's job stays in `in_flight_job` (the
+shape from before the overlap, so older states resume as they did); jobs of later windows follow
+in `in_flight_jobs_ahead`. A run killed at any point resumes every one of them instead of
+creating new jobs that Intercom would refuse while ours are pending.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+from tap_intercom_export.jobs.windows import Window
+from tap_intercom_export.timeutil import iso, unix
+
+IN_FLIGHT = "in_flight_job"
+IN_FLIGHT_AHEAD = "in_flight_jobs_ahead"
+
+
+class OpenJobs:
+    """Jobs by window, read from and written back to one stream's state dict."""
+
+    def __init__(self, jobs: dict[Window, str] | None = None) -> None:
+        """Start from `jobs` (window -> job id)."""
+        self.jobs = dict(jobs or {})
+
+    @classmethod
+    def from_state(cls, state: t.Mapping[str, t.Any], logger: logging.Logger) -> OpenJobs:
+        """The jobs a previous run left in `state` (unreadable entries are logged and skipped)."""
+        entries = [state.get(IN_FLIGHT), *(state.get(IN_FLIGHT_AHEAD) or [])]
+        jobs: dict[Window, str] = {}
+        for job in entries:
+            if not isinstance(job, dict) or not job.get("job_identifier"):
+                continue
+            try:
+                window = Window(unix(job["window_start"]), unix(job["window_end"]))
+            except (KeyError, TypeError, ValueError):
+                logger.warning("Ignoring unreadable in-flight export job in state: %s", job)
+                continue
+            jobs[window] = str(job["job_identifier"])
+        return cls(jobs)
+
+    def first(self) -> tuple[Window, str] | None:
+        """The oldest window's job."""
+        return min(self.jobs.items(), default=None)
+
+    def ahead(self) -> list[tuple[Window, str]]:
+        """The jobs of the later windows, in window order."""
+        return sorted(self.jobs.items())[1:]
+
+    def created(self, window: Window, job_id: str) -> None:
+        """A new job for `window` replaces any job of the same (or a split parent) window."""
+        self.jobs = {w: j for w, j in self.jobs.items() if w.end <= window.start or w.start >= window.end}
+        self.jobs[window] = job_id
+
+    def done(self, window: Window) -> None:
+        """Every row up to `window`'s end is emitted: only jobs of later windows stay open."""
+        self.jobs = {w: j for w, j in self.jobs.items() if w.start >= window.end}
+
+    def write(self, state: t.MutableMapping[str, t.Any]) -> None:
+        """Mirror the open jobs into `state`."""
+        entries = [
+            {"job_identifier": job_id, "window_start": iso(w.start), "window_end": iso(w.end)}
+            for w, job_id in sorted(self.jobs.items())
+        ]
+        state[IN_FLIGHT] = entries[0] if entries else None
+        if len(entries) > 1:
+            state[IN_FLIGHT_AHEAD] = entries[1:]
+        else:
+            state.pop(IN_FLIGHT_AHEAD, None)
