@@ -51,6 +51,13 @@ class TapRun:
         """The last STATE value."""
         return self.states[-1] if self.states else {}
 
+    @property
+    def positions(self) -> dict:
+        """The last STATE without the wall-clock stamps (when a lookback or full read ran)."""
+        stamps = ("last_lookback_at", "full_read_at")
+        bookmarks = self.state.get("bookmarks", {})
+        return {name: {k: v for k, v in b.items() if k not in stamps} for name, b in bookmarks.items()}
+
 
 class _Stdout(io.TextIOWrapper):
     pass

@@ -58,7 +58,7 @@ def test_batch_files_hold_the_record_rows(make_fake, clock, tmp_path, compressio
     assert [j["rows"] for j in batched.records("message_export_jobs")] == [
         j["rows"] for j in records.records("message_export_jobs")
     ]
-    assert batched.state == records.state
+    assert batched.positions == records.positions
 
 
 def test_bookmark_moves_only_after_the_window_files_are_announced(make_fake, clock, tmp_path) -> None:
