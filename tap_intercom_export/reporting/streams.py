@@ -16,7 +16,8 @@ import requests
 from tap_intercom_export.client import DEFAULT_START_DAYS, IntercomStream, config_time
 from tap_intercom_export.errors import IntercomAuthError
 from tap_intercom_export.jobs.archive import DecodeCounter, iter_csv
-from tap_intercom_export.jobs.engine import ExportRunner, ExportSettings, WindowExport
+from tap_intercom_export.jobs.engine import ExportRunner
+from tap_intercom_export.jobs.model import ExportSettings, WindowExport
 from tap_intercom_export.jobs.windows import Window
 from tap_intercom_export.reporting.api import ReportingExportClient, qualified_ids
 from tap_intercom_export.reporting.scheduler import ReportingScheduler, chain_windows
