@@ -100,3 +100,18 @@ def test_unsupported_encoding_is_refused_with_the_setting_named(make_fake, clock
     cfg["encoding"]["format"] = "parquet"
     with pytest.raises(ValueError, match="batch_config.encoding.format='parquet' is not supported"):
         run_tap(export_config(fake, end_date="2023-10-26T00:00:00Z", batch_config=cfg), select=export_streams())
+
+
+def test_other_statistics_go_as_batch_files_too(make_fake, clock, tmp_path) -> None:
+    """Rows of a file kind without a typed stream land in BATCH files like in RECORDs."""
+    fake = make_fake(invent_kind=True)
+    selected = [*export_streams(), "message_other_statistics"]
+    records = run_tap(export_config(fake), select=selected)
+    batched = run_tap(export_config(fake, batch_config=batch_config(tmp_path)), select=selected)
+    assert batched.error is None
+    files = [m for m in batches(batched) if m["stream"] == "message_other_statistics"]
+    rows = [row for m in files for row in read_file(m["manifest"][0], "gzip")]
+    expected = records.records("message_other_statistics")
+    assert len(expected) > 0
+    assert sorted(r["row_key"] for r in rows) == sorted(r["row_key"] for r in expected)
+    assert batched.positions == records.positions

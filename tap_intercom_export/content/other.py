@@ -12,18 +12,13 @@ import json
 import typing as t
 
 from tap_intercom_export.content.schemas import FILE_KINDS, LINEAGE_PROPERTIES
-from tap_intercom_export.content.streams import (
-    MessageExportJobsStream,
-    MessageStatStream,
-    advance_bookmark,
-)
+from tap_intercom_export.content.streams import MessageStatStream
 from tap_intercom_export.jobs.archive import DecodeCounter, iter_csv
 from tap_intercom_export.timeutil import iso
 
 if t.TYPE_CHECKING:
-    from singer_sdk.helpers.types import Context
-
     from tap_intercom_export.jobs.archive import Archive, Member
+    from tap_intercom_export.jobs.model import WindowExport
 
 #: Key of the `rows` object of `message_export_jobs` that counts this stream's records.
 ROWS_KEY = "other_statistics"
@@ -77,27 +72,22 @@ class MessageOtherStatisticsStream(MessageStatStream):
     primary_keys = ("kind", "row_key")
     schema = _schema()
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict]:  # noqa: ARG002
-        """Emit every row of the unknown kinds in the window the parent has on disk."""
-        parent = t.cast(MessageExportJobsStream, self._tap.streams[MessageExportJobsStream.name])
-        result = parent.current
-        if result is None or result.window.end <= self.export_from:
+    def _typed_rows(self, result: WindowExport) -> t.Iterator[dict]:
+        """Every row of the unknown kinds in the window, as records (RECORD and BATCH alike)."""
+        result.rows[ROWS_KEY] = 0
+        if result.archive is None:
             return
         window = result.window
-        count = 0
-        if result.archive is not None:
-            lineage = {
-                "export_job_id": result.job.job_id,
-                "export_window_start": iso(window.start),
-                "export_window_end": iso(window.end),
-            }
-            for member in result.archive.members:
-                if member.kind not in FILE_KINDS:
-                    for record in self._member_rows(result.archive, member):
-                        count += 1
-                        yield {**record, **lineage}
-        result.rows[ROWS_KEY] = count
-        advance_bookmark(self, window.end)
+        lineage = {
+            "export_job_id": result.job.job_id,
+            "export_window_start": iso(window.start),
+            "export_window_end": iso(window.end),
+        }
+        for member in result.archive.members:
+            if member.kind not in FILE_KINDS:
+                for record in self._member_rows(result.archive, member):
+                    result.rows[ROWS_KEY] += 1
+                    yield {**record, **lineage}
 
     def _member_rows(self, archive: Archive, member: Member) -> t.Iterator[dict]:
         counter = DecodeCounter()
