@@ -64,7 +64,7 @@ def test_full_sync_emits_every_row_once(make_fake, waits) -> None:
     bookmarks = run.state["bookmarks"]
     for stream in [*KEYS, "message_export_jobs"]:
         assert bookmarks[stream]["replication_key_value"] == "2023-11-14T00:00:00+00:00", stream
-    assert bookmarks["message_export_jobs"]["in_flight_job"] is None
+    assert bookmarks["message_export_jobs"]["in_flight_jobs"] == []
 
 
 def test_records_are_typed(make_fake, waits) -> None:
@@ -221,7 +221,7 @@ def _read_until_in_flight(proc: subprocess.Popen) -> dict:
     for line in proc.stdout:
         msg = json.loads(line)
         if msg["type"] == "STATE":
-            job = msg["value"]["bookmarks"].get("message_export_jobs", {}).get("in_flight_job")
+            job = msg["value"]["bookmarks"].get("message_export_jobs", {}).get("in_flight_jobs")
             if job:
                 return msg["value"]
         assert time.monotonic() < deadline, "no in-flight state"
@@ -240,7 +240,7 @@ def test_killed_while_polling_resumes_the_same_job(make_fake, waits, tmp_path, s
         assert proc.returncode == 0
         last = [json.loads(line) for line in rest.splitlines() if '"STATE"' in line]
         state = last[-1]["value"] if last else state
-    job_id = state["bookmarks"]["message_export_jobs"]["in_flight_job"]["job_identifier"]
+    job_id = state["bookmarks"]["message_export_jobs"]["in_flight_jobs"][0]["job_identifier"]
     assert job_id == "job0001"
 
     fake.exports.status_script = ["pending", "completed"]

@@ -1,10 +1,16 @@
 """Export jobs created but not yet fully emitted, as they are kept in a stream's state.
 
 With jobs created ahead (`ExportSettings.jobs_ahead`), a window's job may exist while an earlier
-window is still being emitted. The oldest unfinished window's job stays in `in_flight_job` (the
-shape from before the overlap, so older states resume as they did); jobs of later windows follow
-in `in_flight_jobs_ahead`. A run killed at any point resumes every one of them instead of
-creating new jobs that Intercom would refuse while ours are pending.
+window is still being emitted. All of them are kept, in window order, in the list `in_flight_jobs`,
+written on every STATE ([] when none). A run killed at any point resumes every one of them instead
+of creating new jobs that Intercom would refuse while ours are pending.
+
+Why one list: Meltano 4.4.1 merges a run's STATE into the stored one (`meltano run --full-refresh`,
+`--state-strategy merge`) with `meltano.core.utils.merge`, which recurses into dicts: a key stored as
+null that becomes an object crashes it ("Failed to persist state"), and keys a run stops writing
+survive. A list only ever replaces the stored value. States from older versions (`in_flight_job`
+dict plus `in_flight_jobs_ahead` list) are still read; `in_flight_job` is then written as null and
+`in_flight_jobs_ahead` as [] so stale entries cannot come back.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ import typing as t
 from tap_intercom_export.jobs.windows import Window
 from tap_intercom_export.timeutil import iso, unix
 
-IN_FLIGHT = "in_flight_job"
-IN_FLIGHT_AHEAD = "in_flight_jobs_ahead"
+IN_FLIGHT = "in_flight_jobs"
+LEGACY_FIRST = "in_flight_job"
+LEGACY_AHEAD = "in_flight_jobs_ahead"
 
 
 class OpenJobs:
@@ -29,7 +36,10 @@ class OpenJobs:
     @classmethod
     def from_state(cls, state: t.Mapping[str, t.Any], logger: logging.Logger) -> OpenJobs:
         """The jobs a previous run left in `state` (unreadable entries are logged and skipped)."""
-        entries = [state.get(IN_FLIGHT), *(state.get(IN_FLIGHT_AHEAD) or [])]
+        if isinstance(state.get(IN_FLIGHT), list):
+            entries = list(state[IN_FLIGHT])
+        else:
+            entries = [state.get(LEGACY_FIRST), *(state.get(LEGACY_AHEAD) or [])]
         jobs: dict[Window, str] = {}
         for job in entries:
             if not isinstance(job, dict) or not job.get("job_identifier"):
@@ -65,8 +75,9 @@ class OpenJobs:
             {"job_identifier": job_id, "window_start": iso(w.start), "window_end": iso(w.end)}
             for w, job_id in sorted(self.jobs.items())
         ]
-        state[IN_FLIGHT] = entries[0] if entries else None
-        if len(entries) > 1:
-            state[IN_FLIGHT_AHEAD] = entries[1:]
-        else:
-            state.pop(IN_FLIGHT_AHEAD, None)
+        state[IN_FLIGHT] = entries
+        # Legacy keys only ever take values that replace what Meltano stored (never an object).
+        if LEGACY_FIRST in state:
+            state[LEGACY_FIRST] = None
+        if LEGACY_AHEAD in state:
+            state[LEGACY_AHEAD] = []
