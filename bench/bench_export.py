@@ -175,7 +175,9 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:
     parser.add_argument("--small-rows", type=int, default=10_000, help="receipts in the small one")
     parser.add_argument("--batch", action="store_true", help="also time BATCH (jsonl.gz) output")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--profile", metavar="FILE", help="profile one tap run (pyinstrument) to FILE")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="profile one tap run (pyinstrument) to FILE"
+    )
     parser.add_argument("--raw", help=argparse.SUPPRESS)  # child mode: the raw baseline
     args = parser.parse_args(argv)
     if args.raw:
@@ -213,11 +215,15 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:
     else:
         print(f"{'run':<10} {'rows':>11} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")  # noqa: T201
         for r in runs:
-            print(f"{r.name:<10} {r.rows:>11,} {r.seconds:>8.2f} {r.rows_per_s:>10,.0f} {r.peak_rss_mb:>12.1f}")  # noqa: T201, E501
+            print(
+                f"{r.name:<10} {r.rows:>11,} {r.seconds:>8.2f} {r.rows_per_s:>10,.0f} {r.peak_rss_mb:>12.1f}"
+            )  # noqa: T201, E501
         print(f"tap / raw time: {result['tap_over_raw']:.2f}x")  # noqa: T201
         if "batch_over_raw" in result:
             print(f"tap-batch / raw time: {result['batch_over_raw']:.2f}x")  # noqa: T201
-        print(f"tap peak RSS {args.rows:,} / {args.small_rows:,} receipts: {result['rss_big_over_small']:.2f}x")  # noqa: T201, E501
+        print(
+            f"tap peak RSS {args.rows:,} / {args.small_rows:,} receipts: {result['rss_big_over_small']:.2f}x"
+        )  # noqa: T201, E501
     return result
 
 

@@ -111,7 +111,9 @@ def _overview(start: int, receipts: int) -> list[list[str]]:
     return out
 
 
-def _write_member(zf: zipfile.ZipFile, name: str, header: list[str], rows: t.Iterable[list[str]]) -> int:
+def _write_member(
+    zf: zipfile.ZipFile, name: str, header: list[str], rows: t.Iterable[list[str]]
+) -> int:
     count = 0
     with zf.open(name, "w", force_zip64=True) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=False)

@@ -97,7 +97,9 @@ def config_time(config: t.Mapping[str, t.Any], key: str) -> int | None:
     try:
         return unix(value)
     except (AttributeError, TypeError, ValueError) as exc:
-        msg = f"Setting {key}={value!r} is not a date-time: use RFC 3339, e.g. 2024-01-31T00:00:00Z."
+        msg = (
+            f"Setting {key}={value!r} is not a date-time: use RFC 3339, e.g. 2024-01-31T00:00:00Z."
+        )
         raise ConfigError(msg) from exc
 
 
@@ -110,14 +112,19 @@ def check_config(config: t.Mapping[str, t.Any]) -> None:
         if value is not None and not (_is_number(value) and float(value) > 0):
             msg = f"Setting {key}={value!r} must be a number greater than zero."
             raise ConfigError(msg)
-    for key, unit in (("export_lookback_days", "days"), ("export_lookback_interval_hours", "hours")):
+    for key, unit in (
+        ("export_lookback_days", "days"),
+        ("export_lookback_interval_hours", "hours"),
+    ):
         value = config.get(key)
         if value is not None and not (_is_number(value) and float(value) >= 0):
             msg = f"Setting {key}={value!r} must be a number of {unit}, 0 or more."
             raise ConfigError(msg)
     ahead = config.get("export_jobs_ahead")
     if ahead is not None and not (_is_number(ahead) and float(ahead) in (0, 1)):
-        msg = f"Setting export_jobs_ahead={ahead!r} must be 0 (one job after another) or 1 (overlap)."
+        msg = (
+            f"Setting export_jobs_ahead={ahead!r} must be 0 (one job after another) or 1 (overlap)."
+        )
         raise ConfigError(msg)
     start, end = config_time(config, "start_date"), config_time(config, "end_date")
     if start is not None and end is not None and start >= end:

@@ -103,7 +103,11 @@ def meltano_for(base: Path, project: Path = REPO) -> Meltano:
 def py_query(python: Path, script: str, *args: str) -> t.Any:
     """Run `script` (which prints JSON) with a loader venv's Python; the parsed output."""
     proc = subprocess.run(
-        [str(python), "-c", textwrap.dedent(script), *args], capture_output=True, text=True, timeout=120, check=False
+        [str(python), "-c", textwrap.dedent(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)

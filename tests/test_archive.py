@@ -47,7 +47,11 @@ def test_member_names(name: str, kind: str | None) -> None:
 @pytest.mark.parametrize("container", ["zip", "tar.gz"])
 def test_multi_file_containers(tmp_path: Path, container: str) -> None:
     path = tmp_path / "download.bin"
-    write_archive(path, [("open_20231114-000000.csv", OPENS), ("receipt_20231114-000000.csv", RECEIPTS)], container)
+    write_archive(
+        path,
+        [("open_20231114-000000.csv", OPENS), ("receipt_20231114-000000.csv", RECEIPTS)],
+        container,
+    )
     archive = Archive.open(path, ContentNamer())
     assert archive.container == container
     assert sorted(archive.kinds()) == ["open", "receipt"]
@@ -74,8 +78,7 @@ def test_plain_csv(tmp_path: Path) -> None:
 def test_csv_oddities(tmp_path: Path) -> None:
     huge = "x" * 300_000  # over csv's default 128 KiB field limit
     data = (
-        "\ufeffreceipt_id,question,response\n"
-        f'r1,"line one\nline two, with ""quotes""",{huge}\n'
+        f'\ufeffreceipt_id,question,response\nr1,"line one\nline two, with ""quotes""",{huge}\n'
     ).encode() + b"r2,caf\xe9,ok\n"
     path = tmp_path / "download.bin"
     write_archive(path, [("answer_20231114-000000.csv", data)], "zip")

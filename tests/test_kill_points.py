@@ -95,12 +95,20 @@ def record_key(stream: str, record: dict) -> tuple:
 
 
 # Overlapped jobs (the default) at every seed; one job after another at a few.
-@pytest.mark.parametrize(("seed", "ahead"), [(s, 1) for s in range(SEEDS)] + [(s, 0) for s in range(10)])
+@pytest.mark.parametrize(
+    ("seed", "ahead"), [(s, 1) for s in range(SEEDS)] + [(s, 0) for s in range(10)]
+)
 def test_random_kills_never_lose_a_row(make_fake, chaos, seed, ahead) -> None:
     rng = random.Random(seed)
-    fake = make_fake(receipts_per_day=6, status_script=["pending", "pending", "in_progress", "completed"])
-    config = export_config(fake, end_date="2023-11-08T00:00:00Z", export_poll_interval_seconds=2,
-                           export_jobs_ahead=ahead)
+    fake = make_fake(
+        receipts_per_day=6, status_script=["pending", "pending", "in_progress", "completed"]
+    )
+    config = export_config(
+        fake,
+        end_date="2023-11-08T00:00:00Z",
+        export_poll_interval_seconds=2,
+        export_jobs_ahead=ahead,
+    )
     streams = export_streams()
     state = None
     confirmed: Counter = Counter()
@@ -112,7 +120,9 @@ def test_random_kills_never_lose_a_row(make_fake, chaos, seed, ahead) -> None:
         run = run_tap(config, state=state, select=streams, raise_errors=False)
         killed = isinstance(run.error, Killed)
         assert run.error is None or killed, run.error
-        last_state = max((i for i, m in enumerate(run.messages) if m["type"] == "STATE"), default=-1)
+        last_state = max(
+            (i for i, m in enumerate(run.messages) if m["type"] == "STATE"), default=-1
+        )
         for i, m in enumerate(run.messages):
             if m["type"] == "RECORD" and m["stream"] != "message_export_jobs":
                 key = record_key(m["stream"], m["record"])

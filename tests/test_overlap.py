@@ -53,15 +53,22 @@ def test_next_job_is_created_before_the_window_is_emitted(make_fake, clock) -> N
     run = run_tap(export_config(fake))
     # While window 1 is emitted, job 2 exists and is in the state; window 1's bookmark has not
     # moved yet.
-    during = [s for s in run.states if s["bookmarks"]["message_export_jobs"].get("in_flight_jobs_ahead")]
+    during = [
+        s for s in run.states if s["bookmarks"]["message_export_jobs"].get("in_flight_jobs_ahead")
+    ]
     assert during, "no STATE shows a job created ahead"
     first = during[0]["bookmarks"]
     assert first["message_export_jobs"]["in_flight_job"]["job_identifier"] == "job0001"
     assert first["message_export_jobs"]["in_flight_jobs_ahead"][0]["job_identifier"] == "job0002"
-    assert first["message_receipts"].get("replication_key_value") in (None, "2023-10-25T00:00:00+00:00")
+    assert first["message_receipts"].get("replication_key_value") in (
+        None,
+        "2023-10-25T00:00:00+00:00",
+    )
     # Job 2 was created right after job 1's download, before window 1's first record.
     log = [(r.method, r.path) for r in fake.log]
-    assert log.index(("POST", "/export/content/data"), 1) < log.index(("GET", "/export/content/data/job0002"))
+    assert log.index(("POST", "/export/content/data"), 1) < log.index(
+        ("GET", "/export/content/data/job0002")
+    )
     receipts = run.records("message_receipts")
     assert len(receipts) == 20 * 24
     end = run.state["bookmarks"]["message_export_jobs"]
@@ -145,7 +152,9 @@ def test_stale_ahead_job_is_canceled_when_it_blocks(make_fake, clock) -> None:
     assert len(run.records("message_receipts")) == 7 * 24
 
 
-def test_someone_elses_pending_job_only_skips_the_ahead_create(make_fake, clock, monkeypatch) -> None:
+def test_someone_elses_pending_job_only_skips_the_ahead_create(
+    make_fake, clock, monkeypatch
+) -> None:
     fake = make_fake()
     other = FakeJob("someone-else", 0, 10, ["pending"])
     from tap_intercom_export.content import streams
@@ -165,12 +174,20 @@ def test_someone_elses_pending_job_only_skips_the_ahead_create(make_fake, clock,
             other.status = "completed"
 
     monkeypatch.setattr(streams.MessageExportJobsStream, "_remember_job", someone_else_starts_a_job)
-    monkeypatch.setattr(streams.MessageExportJobsStream, "sleep", staticmethod(sleep_and_finish_other))
+    monkeypatch.setattr(
+        streams.MessageExportJobsStream, "sleep", staticmethod(sleep_and_finish_other)
+    )
     run = run_tap(export_config(fake, end_date="2023-11-08T00:00:00Z"))
-    assert [j["job_identifier"] for j in run.records("message_export_jobs")] == ["job0001", "job0002"]
+    assert [j["job_identifier"] for j in run.records("message_export_jobs")] == [
+        "job0001",
+        "job0002",
+    ]
     assert fake.calls("POST", "/export/content/data")[1].body["created_at_after"] == START + 7 * DAY
     assert len(run.records("message_receipts")) == 14 * 24
-    assert run.state["bookmarks"]["message_receipts"]["replication_key_value"] == "2023-11-08T00:00:00+00:00"
+    assert (
+        run.state["bookmarks"]["message_receipts"]["replication_key_value"]
+        == "2023-11-08T00:00:00+00:00"
+    )
 
 
 def test_ctrl_c_while_emitting_cancels_the_job_created_ahead(make_fake, clock, monkeypatch) -> None:
@@ -227,11 +244,16 @@ def test_a_failed_create_ahead_is_retried_in_turn(make_fake, clock, monkeypatch)
 
     def refuse_the_next_create(self, window, job) -> None:
         if job.job_id == "job0001":
-            fake.inject("POST", r"/export/content/data", 400, body=error_body("server_error", "try later"))
+            fake.inject(
+                "POST", r"/export/content/data", 400, body=error_body("server_error", "try later")
+            )
         remember(self, window, job)
 
     monkeypatch.setattr(streams.MessageExportJobsStream, "_remember_job", refuse_the_next_create)
     run = run_tap(export_config(fake, end_date="2023-11-08T00:00:00Z"))
-    assert [j["job_identifier"] for j in run.records("message_export_jobs")] == ["job0001", "job0002"]
+    assert [j["job_identifier"] for j in run.records("message_export_jobs")] == [
+        "job0001",
+        "job0002",
+    ]
     assert len(fake.calls("POST", "/export/content/data")) == 3
     assert len(run.records("message_receipts")) == 14 * 24

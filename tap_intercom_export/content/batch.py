@@ -73,10 +73,16 @@ class BatchFileWriter:
                 return
             self.files += 1
             storage = self.config.storage
-            name = f"{storage.prefix or ''}{self.sync_id}-{self.files}.json" + (".gz" if self.gzip else "")
+            name = f"{storage.prefix or ''}{self.sync_id}-{self.files}.json" + (
+                ".gz" if self.gzip else ""
+            )
             count = 0
             with storage.open(name, "wb") as raw:
-                out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=_GZIP_LEVEL) if self.gzip else raw
+                out = (
+                    gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=_GZIP_LEVEL)
+                    if self.gzip
+                    else raw
+                )
                 try:
                     rest = itertools.islice(rows, self.size - 1)
                     chunk = [head]
@@ -90,7 +96,9 @@ class BatchFileWriter:
             yield storage.get_url(name), count
 
 
-def selected_only(rows: t.Iterable[dict], stream: Stream, deselected: tuple[str, ...] | None) -> t.Iterator[dict]:
+def selected_only(
+    rows: t.Iterable[dict], stream: Stream, deselected: tuple[str, ...] | None
+) -> t.Iterator[dict]:
     """Rows without the properties the catalog deselects (what a RECORD would carry).
 
     `deselected` are top-level names to drop, or None to walk the stream's selection mask.

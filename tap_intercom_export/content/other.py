@@ -128,5 +128,7 @@ class MessageOtherStatisticsStream(MessageStatStream):
                 }
         if counter.replaced:
             self.logger.warning(
-                "%s: %d byte(s) were not UTF-8 and were replaced by U+FFFD.", member.name, counter.replaced
+                "%s: %d byte(s) were not UTF-8 and were replaced by U+FFFD.",
+                member.name,
+                counter.replaced,
             )

@@ -98,7 +98,10 @@ def _json_type(kind: str) -> dict:
 EXTRA_COLUMNS = "extra_columns"
 
 LINEAGE_PROPERTIES: dict[str, dict] = {
-    "export_job_id": {"type": ["string"], "description": "Intercom export job that produced the row."},
+    "export_job_id": {
+        "type": ["string"],
+        "description": "Intercom export job that produced the row.",
+    },
     "export_window_start": {
         "type": ["string"],
         "format": "date-time",
@@ -277,7 +280,9 @@ class RowTyper:
         )
         # zip over a precomputed plan: no per-column tuple indexing or bounds checks, which
         # profiling showed to cost more than the conversions themselves.
-        for (name, convert), value in zip(self._known, row if self._pick is None else self._pick(row)):
+        for (name, convert), value in zip(
+            self._known, row if self._pick is None else self._pick(row)
+        ):
             if not value:
                 record[name] = None
             elif convert is None:

@@ -80,7 +80,9 @@ class Dataset:
         out = []
         for i in indexes:
             row = self._row(kind, i)
-            if row is None or (until is not None and not message_stats.engaged_by(kind, row, until)):
+            if row is None or (
+                until is not None and not message_stats.engaged_by(kind, row, until)
+            ):
                 continue
             if until is not None and kind == "receipt":
                 message_stats.blank_late_firsts(row, until)
@@ -223,7 +225,9 @@ class ExportAPI:
     dataset: Dataset
     container: str = "zip"
     row_limit: int | None = None
-    status_script: list[str] = field(default_factory=lambda: ["pending", "in_progress", "completed"])
+    status_script: list[str] = field(
+        default_factory=lambda: ["pending", "in_progress", "completed"]
+    )
     download_host: str | None = None
     expire_after: int = 2 * 86400
     jobs: dict[str, FakeJob] = field(default_factory=dict)
@@ -268,7 +272,11 @@ class ExportAPI:
             return self.job_key
         major, _, minor = self.fake.version.partition(".")
         misspelled = major == "2" and minor.isdigit() and 7 <= int(minor) <= 13  # noqa: PLR2004
-        return "job_identfier" if misspelled or self.fake.version in ("Preview", "Unstable") else "job_identifier"
+        return (
+            "job_identfier"
+            if misspelled or self.fake.version in ("Preview", "Unstable")
+            else "job_identifier"
+        )
 
     def active(self) -> FakeJob | None:
         """The job that blocks new ones, if any."""
@@ -280,15 +288,25 @@ class ExportAPI:
         try:
             after, before = int(body["created_at_after"]), int(body["created_at_before"])
         except (KeyError, TypeError, ValueError):
-            return Response(400, error_body("parameter_invalid", "created_at_after and created_at_before are required"))
+            return Response(
+                400,
+                error_body(
+                    "parameter_invalid", "created_at_after and created_at_before are required"
+                ),
+            )
         if before < after:
-            return Response(400, error_body("parameter_invalid", "created_at_before must be after created_at_after"))
+            return Response(
+                400,
+                error_body("parameter_invalid", "created_at_before must be after created_at_after"),
+            )
         with self.lock:
             if self.active():
                 return Response(429, error_body("rate_limit_exceeded",
                                                 "Exceeded rate limit of 1 pending message data export jobs"))  # fmt: skip
             script = self.next_scripts.pop(0) if self.next_scripts else self.status_script
-            job = FakeJob(f"job{next(self._ids):04d}", after, before, list(script), created=_real_time())
+            job = FakeJob(
+                f"job{next(self._ids):04d}", after, before, list(script), created=_real_time()
+            )
             self.jobs[job.job_id] = job
         return Response(200, job.body(self.fake.url, self))
 
@@ -334,7 +352,9 @@ class ExportAPI:
         if job.expires_at is not None and job.expires_at <= _real_time():
             return Response(404, error_body("not_found", "Export expired"))
         if req.headers.get("accept") != "application/octet-stream":
-            return Response(406, error_body("not_acceptable", "Accept: application/octet-stream required"))
+            return Response(
+                406, error_body("not_acceptable", "Accept: application/octet-stream required")
+            )
         if self.download_delay:
             _real_sleep(self.download_delay)
         headers = {"Transfer-Encoding": "chunked"} if self.chunked else {}
@@ -404,6 +424,8 @@ def install(
     fake.route("GET", r"/export/content/data/([\w-]+)", api.status)
     fake.route("POST", r"/export/cancel/([\w-]+)", api.cancel)
     fake.route("GET", r"/download/content/data/([\w-]+)", api.download)
-    fake.route("GET", r"/download/messages/data/message-data-export\.([\w-]+)\.[\w-]+\.csv", api.download)
+    fake.route(
+        "GET", r"/download/messages/data/message-data-export\.([\w-]+)\.[\w-]+\.csv", api.download
+    )
     fake.exports = api
     return api

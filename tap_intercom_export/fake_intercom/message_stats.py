@@ -34,7 +34,9 @@ def timestamp(value: str) -> int:
     """Unix seconds from either spelling the fake writes."""
     if value.isdigit():
         return int(value)
-    return int(datetime.strptime(value, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=timezone.utc).timestamp())
+    return int(
+        datetime.strptime(value, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=timezone.utc).timestamp()
+    )
 
 
 Rule = tuple[int, int, t.Callable[[int, int], dict[str, str]]]

@@ -80,7 +80,11 @@ def encoded_copy(path: str | Path, encoding: str) -> Path:
 
 def error_body(code: str, message: str, request_id: str = "req-fake") -> dict:
     """Intercom's error.list body."""
-    return {"type": "error.list", "request_id": request_id, "errors": [{"code": code, "message": message}]}
+    return {
+        "type": "error.list",
+        "request_id": request_id,
+        "errors": [{"code": code, "message": message}],
+    }
 
 
 class RateLimiter:
@@ -111,7 +115,9 @@ class RateLimiter:
             headers = {
                 "X-RateLimit-Limit": str(self.limit),
                 "X-RateLimit-Remaining": str(max(self.limit - self.used, 0)),
-                "X-RateLimit-Reset": f"{reset:.3f}" if self.window < 1 else str(int(reset) + (reset % 1 > 0)),
+                "X-RateLimit-Reset": f"{reset:.3f}"
+                if self.window < 1
+                else str(int(reset) + (reset % 1 > 0)),
             }
             return allowed, headers
 
@@ -216,7 +222,9 @@ class FakeIntercom:
         if self.limiter:
             allowed, rate_headers = self.limiter.take()
             if not allowed:
-                return Response(429, error_body("rate_limit_exceeded", "Rate Limit Exceeded"), rate_headers)
+                return Response(
+                    429, error_body("rate_limit_exceeded", "Rate Limit Exceeded"), rate_headers
+                )
         if req.headers.get("authorization") != f"Bearer {self.token}":
             return Response(401, error_body("unauthorized", "Access Token Invalid"), rate_headers)
         if req.headers.get("intercom-version") != self.version:
@@ -236,12 +244,18 @@ class FakeIntercom:
                 if fault:
                     resp.headers["X-Fake-Truncate"] = str(fault.truncate)
                 return resp
-        return Response(404, error_body("not_found", f"No route {req.method} {req.path}"), rate_headers)
+        return Response(
+            404, error_body("not_found", f"No route {req.method} {req.path}"), rate_headers
+        )
 
     def _take_fault(self, req: Request) -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.times > 0 and fault.method == req.method and fault.pattern.fullmatch(req.path):
+                if (
+                    fault.times > 0
+                    and fault.method == req.method
+                    and fault.pattern.fullmatch(req.path)
+                ):
                     fault.times -= 1
                     return fault
         return None
@@ -343,7 +357,9 @@ def build(**kwargs: t.Any) -> FakeIntercom:
             if k not in _FAKE_ARGS and k not in events.OPTIONS and k not in reporting.OPTIONS
         },
     )
-    reporting.install(fake, **{k: v for k, v in kwargs.items() if k in reporting.OPTIONS or k in ("start", "end")})
+    reporting.install(
+        fake, **{k: v for k, v in kwargs.items() if k in reporting.OPTIONS or k in ("start", "end")}
+    )
     return fake
 
 

@@ -52,7 +52,9 @@ class OpenJobs:
 
     def created(self, window: Window, job_id: str) -> None:
         """A new job for `window` replaces any job of the same (or a split parent) window."""
-        self.jobs = {w: j for w, j in self.jobs.items() if w.end <= window.start or w.start >= window.end}
+        self.jobs = {
+            w: j for w, j in self.jobs.items() if w.end <= window.start or w.start >= window.end
+        }
         self.jobs[window] = job_id
 
     def done(self, window: Window) -> None:
