@@ -211,19 +211,19 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:
     if "tap-batch" in by:
         result["batch_over_raw"] = by["tap-batch"].seconds / by["raw"].seconds
     if args.json:
-        print(json.dumps(result, indent=2))  # noqa: T201
+        print(json.dumps(result, indent=2))
     else:
-        print(f"{'run':<10} {'rows':>11} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")  # noqa: T201
+        print(f"{'run':<10} {'rows':>11} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
         for r in runs:
             print(
                 f"{r.name:<10} {r.rows:>11,} {r.seconds:>8.2f} {r.rows_per_s:>10,.0f} {r.peak_rss_mb:>12.1f}"
-            )  # noqa: T201, E501
-        print(f"tap / raw time: {result['tap_over_raw']:.2f}x")  # noqa: T201
+            )
+        print(f"tap / raw time: {result['tap_over_raw']:.2f}x")
         if "batch_over_raw" in result:
-            print(f"tap-batch / raw time: {result['batch_over_raw']:.2f}x")  # noqa: T201
+            print(f"tap-batch / raw time: {result['batch_over_raw']:.2f}x")
         print(
             f"tap peak RSS {args.rows:,} / {args.small_rows:,} receipts: {result['rss_big_over_small']:.2f}x"
-        )  # noqa: T201, E501
+        )
     return result
 
 

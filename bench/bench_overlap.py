@@ -146,18 +146,18 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:
         "load_average": os.getloadavg(),
     }
     if args.json:
-        print(json.dumps(result, indent=2))  # noqa: T201
+        print(json.dumps(result, indent=2))
     else:
-        print(f"{args.windows} windows x {rows:,} rows, jobs pending {job_seconds:.2f} s each")  # noqa: T201
+        print(f"{args.windows} windows x {rows:,} rows, jobs pending {job_seconds:.2f} s each")
         print(
             f"one after another: {seq:8.2f} s  (emission {result['emission_s_one_after_another']:.2f} s a window)"
-        )  # noqa: T201, E501
+        )
         print(
             f"overlapped:        {ovl:8.2f} s  (emission {result['emission_s_overlapped']:.2f} s a window)"
-        )  # noqa: T201, E501
-        print(f"overlapped / one after another: {result['ratio']:.2f}x "  # noqa: T201
+        )
+        print(f"overlapped / one after another: {result['ratio']:.2f}x "
               f"(records identical: {result['same_records']}, final state identical: {result['same_state']})")  # fmt: skip
-        print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*result["load_average"]))  # noqa: T201
+        print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*result["load_average"]))
     if not (result["same_records"] and result["same_state"]):
         raise SystemExit("the overlapped run differs from the one-after-another run")
     return result

@@ -105,7 +105,7 @@ class Postgres:
 
 
 def start_postgres() -> Postgres:
-    """initdb + pg_ctl as an unprivileged account; fsync off (a benchmark, not a bank)."""
+    """Initdb + pg_ctl as an unprivileged account; fsync off (a benchmark, not a bank)."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
     bindir = (
         Path(os.environ["PG_BIN"])
@@ -295,15 +295,15 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:  # noqa: PLR0915
         "load_average": os.getloadavg(),
     }  # fmt: skip
     if args.json:
-        print(json.dumps(out, indent=2))  # noqa: T201
+        print(json.dumps(out, indent=2))
     else:
-        print(f"{'pipeline':<44} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'tap RSS MB':>11}")  # noqa: T201
+        print(f"{'pipeline':<44} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'tap RSS MB':>11}")
         for r in results:
             print(
                 f"{r.name:<44} {r.rows:>10,} {r.seconds:>8.2f} {r.rows_per_s:>9,.0f} {r.tap_rss_mb:>11.1f}"
-            )  # noqa: T201
-        print(f"PostgreSQL BATCH / RECORD pipeline throughput: {speedup:.2f}x")  # noqa: T201
-        print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*out["load_average"]))  # noqa: T201
+            )
+        print(f"PostgreSQL BATCH / RECORD pipeline throughput: {speedup:.2f}x")
+        print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*out["load_average"]))
     return out
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
+from tap_intercom_export.client import IntercomStream, check_config
 from tap_intercom_export.content import streams
 from tap_intercom_export.content.other import MessageOtherStatisticsStream
 from tap_intercom_export.events import streams as event_streams
 from tap_intercom_export.reporting import discover as reporting
-from tap_intercom_export.client import IntercomStream, check_config
 from tap_intercom_export.writer import BufferedMsgSpecWriter
 
 
@@ -195,7 +195,8 @@ class TapIntercomExport(Tap):
 
     def discover_streams(self) -> list[IntercomStream]:
         """The export job ledger, one stream per export file kind, the event streams, and one
-        stream per reporting dataset."""
+        stream per reporting dataset.
+        """
         check_config(self.config)
         return [
             streams.MessageExportJobsStream(self),

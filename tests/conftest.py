@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tap_intercom_export.fake_intercom import FakeIntercom, build
 from tap_intercom_export.content.streams import MessageExportJobsStream
+from tap_intercom_export.fake_intercom import FakeIntercom, build
 from tap_intercom_export.tap import TapIntercomExport
 
 DAY = 86400

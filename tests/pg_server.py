@@ -48,7 +48,7 @@ class Postgres:
 
 @pytest.fixture(scope="session")
 def postgres() -> t.Iterator[Postgres]:
-    """initdb + pg_ctl start on 127.0.0.1 in a temporary directory; stopped and removed after."""
+    """Initdb + pg_ctl start on 127.0.0.1 in a temporary directory; stopped and removed after."""
     bindir = _pg_bindir()
     require(
         bindir is not None and (bindir / "initdb").exists(),
@@ -68,7 +68,7 @@ def postgres() -> t.Iterator[Postgres]:
     data, sock, log = root / "data", root / "sock", root / "log"
     run = lambda *cmd: subprocess.run(
         [*as_user, *cmd], check=True, capture_output=True, text=True, timeout=120
-    )  # noqa: E731
+    )
     run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "scram-sha-256",
         f"--pwfile={root / 'pw'}", "--no-sync", "-E", "UTF8")  # fmt: skip
     run("mkdir", str(sock))

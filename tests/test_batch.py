@@ -1,5 +1,6 @@
 """BATCH output of the message export streams: files hold exactly the RECORD path's rows, one
-BATCH message per file, and a window's bookmark moves only after its files are announced."""
+BATCH message per file, and a window's bookmark moves only after its files are announced.
+"""
 
 from __future__ import annotations
 

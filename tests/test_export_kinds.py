@@ -1,5 +1,6 @@
 """Every statistic a real export holds, however Intercom sends it: 21 kinds plus unknown ones,
-encoded or chunked downloads, gateway 504s, both download_url forms, `job_identfier`."""
+encoded or chunked downloads, gateway 504s, both download_url forms, `job_identfier`.
+"""
 
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tap_intercom_export.content.schemas import FILE_KINDS
 from tap_intercom_export.errors import ExportError
 from tap_intercom_export.timeutil import unix
-from tap_intercom_export.content.schemas import FILE_KINDS
 from tests.conftest import DAY, TOKEN, export_config, run_tap
 
 START = unix("2023-10-25T00:00:00Z")
@@ -180,7 +180,7 @@ def test_no_data_window_counts_as_done(make_fake, waits) -> None:
     run = run_tap(export_config(fake))
     jobs = run.records("message_export_jobs")
     assert [j["status"] for j in jobs] == ["no_data", "completed", "completed"]
-    assert jobs[0]["rows"] == {**{kind: 0 for kind in FILE_KINDS}, "other_statistics": 0}
+    assert jobs[0]["rows"] == {**dict.fromkeys(FILE_KINDS, 0), "other_statistics": 0}
     assert (
         run.state["bookmarks"]["message_receipts"]["replication_key_value"]
         == "2023-11-14T00:00:00+00:00"

@@ -15,11 +15,11 @@ from collections import Counter
 
 import pytest
 
-from tap_intercom_export.jobs.api import ExportClient
-from tap_intercom_export.timeutil import unix
-from tap_intercom_export.fake_intercom.exports import columns_of
 from tap_intercom_export.content.schemas import FILE_KINDS, RowTyper
+from tap_intercom_export.fake_intercom.exports import columns_of
+from tap_intercom_export.jobs.api import ExportClient
 from tap_intercom_export.tap import TapIntercomExport
+from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, export_config, export_streams, run_tap
 
 START = unix("2023-10-25T00:00:00Z")
@@ -147,4 +147,4 @@ def test_random_kills_never_lose_a_row(make_fake, chaos, seed, ahead) -> None:
     chaos.kill_at = None
     again = run_tap(config, state=state, select=streams)
     assert again.streams("message_") == {}
-    print(f"seed {seed}: {kills} kills, {duplicates} duplicate rows re-emitted")  # noqa: T201
+    print(f"seed {seed}: {kills} kills, {duplicates} duplicate rows re-emitted")

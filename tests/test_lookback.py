@@ -1,5 +1,6 @@
 """Engagement that arrives after its window was exported, under both readings of Intercom's texts,
-and what the lookback costs on an hourly schedule."""
+and what the lookback costs on an hourly schedule.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ SELECT = ["message_opens", "message_receipts"]
 
 
 @pytest.fixture
-def wall(monkeypatch: pytest.MonkeyPatch, clock) -> dict[str, int]:  # noqa: ARG001 - clock makes waits instant
+def wall(monkeypatch: pytest.MonkeyPatch, clock) -> dict[str, int]:
     """The tap's wall clock (and the fake's "now" for engagement), moved by the test."""
     now = {"t": NOW}
     monkeypatch.setattr(

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tap_intercom_export.timeutil import unix
-from tap_intercom_export.fake_intercom import FakeIntercom, build
 from tap_intercom_export.content.schemas import FILE_KINDS
+from tap_intercom_export.fake_intercom import FakeIntercom, build
 from tap_intercom_export.fake_intercom.message_stats import INVENTED_KIND
 from tap_intercom_export.tap import TapIntercomExport
+from tap_intercom_export.timeutil import unix
 from tests.meltano_harness import REPO, Meltano, meltano_for, py_query
 from tests.pg_server import Postgres, postgres  # noqa: F401  (postgres: the server fixture)
 

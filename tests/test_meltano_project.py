@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = yaml.safe_load((REPO / "meltano.yml").read_text())
 
@@ -52,7 +51,7 @@ def test_extractor_definition_matches_the_package() -> None:
     assert tap["namespace"] == "tap_intercom_export"
     assert tap["pip_url"] == "-e ."
     scripts = re.search(
-        r"\[project\.scripts\]\n(.*?)\n\n", (REPO / "pyproject.toml").read_text(), re.S
+        r"\[project\.scripts\]\n(.*?)\n\n", (REPO / "pyproject.toml").read_text(), re.DOTALL
     )
     assert scripts and f"{tap['executable']} =" in scripts.group(1)
     assert tap["settings_group_validation"] == [[n for n, s in about()["settings"]["properties"].items()
@@ -70,7 +69,7 @@ def test_loaders_are_pinned_to_the_tested_versions() -> None:
     # The wrapper's command has a name of its own (upstream's `target-duckdb` shares its bin/),
     # and that is the command Meltano runs.
     assert 'target-duckdb-intercom = "target_duckdb_fixed:main"' in wrapper
-    assert not re.search(r"^target-duckdb\s*=", wrapper, re.M)
+    assert not re.search(r"^target-duckdb\s*=", wrapper, re.MULTILINE)
     assert duck["executable"] == "target-duckdb-intercom"
 
 
@@ -99,7 +98,7 @@ def fixed() -> object:
 
 def test_fix_adds_header_false_to_target_duckdb_080_copy(fixed) -> None:
     # The statement as target_duckdb/db_sync.py 0.8.0 builds it.
-    upstream = "COPY {} FROM '{}' WITH (new_line '\\r\\n')".format("tmp_s", "/t/tmp_s.csv")  # noqa: UP032
+    upstream = "COPY {} FROM '{}' WITH (new_line '\\r\\n')".format("tmp_s", "/t/tmp_s.csv")
     assert (
         fixed.fix_copy(upstream)
         == "COPY tmp_s FROM '/t/tmp_s.csv' WITH (header false, new_line '\\r\\n')"

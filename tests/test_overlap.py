@@ -1,6 +1,7 @@
 """Overlapped export jobs (export_jobs_ahead=1): the next window's job is created as soon as a
 window is downloaded, and everything else (records, STATE, resume, Ctrl-C, lookback, splits,
-the row cap) is what one job after another gives."""
+the row cap) is what one job after another gives.
+"""
 
 from __future__ import annotations
 

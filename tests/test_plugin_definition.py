@@ -64,7 +64,7 @@ def test_meltano_yml_runs_the_same_definition_from_the_checkout() -> None:
         "pip_url": "-e .",
     }
     scripts = re.search(
-        r"\[project\.scripts\]\n(.*?)\n\n", (REPO / "pyproject.toml").read_text(), re.S
+        r"\[project\.scripts\]\n(.*?)\n\n", (REPO / "pyproject.toml").read_text(), re.DOTALL
     )
     assert scripts and f"{tap['executable']} =" in scripts.group(1)
 
@@ -101,9 +101,9 @@ def test_meltano_add_from_ref_in_a_new_project_lists_every_setting_and_runs(tmp_
     for s in definition()["settings"]:
         assert f"\t{s['label']}: {s['description']}" in listed, s["name"]
         assert re.search(
-            rf"^{s['name']} \[env: TAP_INTERCOM_EXPORT_{s['name'].upper()}\]", listed, re.M
+            rf"^{s['name']} \[env: TAP_INTERCOM_EXPORT_{s['name'].upper()}\]", listed, re.MULTILINE
         ), s["name"]
-    assert re.search(r"^access_token .* current value: \(redacted\)", listed, re.M)
+    assert re.search(r"^access_token .* current value: \(redacted\)", listed, re.MULTILINE)
     assert TOKEN not in listed
 
     start, end = unix("2023-10-25T00:00:00Z"), unix("2023-11-01T00:00:00Z")

@@ -16,7 +16,7 @@ README = REPO / "README.md"
 
 def section(text: str, name: str) -> str:
     """The text between `<!-- section:name -->` and its closing comment."""
-    m = re.search(rf"<!-- section:{name} -->\n(.*?)<!-- /section:{name} -->", text, re.S)
+    m = re.search(rf"<!-- section:{name} -->\n(.*?)<!-- /section:{name} -->", text, re.DOTALL)
     assert m, f"README has no {name} section"
     return m.group(1)
 
@@ -47,7 +47,7 @@ def readme_table(text: str) -> str:
 
 
 def test_first_two_commands_are_the_demo_and_the_tests() -> None:
-    first_block = re.search(r"```bash\n(.*?)```", README.read_text(), re.S)
+    first_block = re.search(r"```bash\n(.*?)```", README.read_text(), re.DOTALL)
     assert first_block
     commands = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
     assert commands[:2] == ["bash scripts/demo.sh", "bash scripts/test.sh"]

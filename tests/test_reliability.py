@@ -15,10 +15,10 @@ import pytest
 
 from tap_intercom_export.client import check_config
 from tap_intercom_export.errors import ArchiveError, ConfigError, ExportError
-from tap_intercom_export.timeutil import unix
 from tap_intercom_export.fake_intercom.exports import FakeJob
 from tap_intercom_export.fake_intercom.server import _real_sleep, error_body
-from tests.conftest import DAY, NOW, TOKEN, export_config, run_tap
+from tap_intercom_export.timeutil import unix
+from tests.conftest import DAY, export_config, run_tap
 
 START = unix("2023-10-25T00:00:00Z")
 ONE_WINDOW = {"end_date": "2023-11-01T00:00:00Z"}

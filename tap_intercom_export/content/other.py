@@ -79,7 +79,7 @@ class MessageOtherStatisticsStream(MessageStatStream):
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:  # noqa: ARG002
         """Emit every row of the unknown kinds in the window the parent has on disk."""
-        parent = t.cast(MessageExportJobsStream, self._tap.streams[MessageExportJobsStream.name])
+        parent = t.cast("MessageExportJobsStream", self._tap.streams[MessageExportJobsStream.name])
         result = parent.current
         if result is None or result.window.end <= self.export_from:
             return

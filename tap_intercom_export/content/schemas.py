@@ -235,7 +235,7 @@ def to_integer(value: str) -> int:
 
 def to_number(value: str) -> float:
     """Read a rate; a trailing `%` is dropped and the number kept as written."""
-    return float(value[:-1] if value.endswith("%") else value)
+    return float(value.removesuffix("%"))
 
 
 CONVERTERS: dict[str, t.Callable[[str], t.Any] | None] = {

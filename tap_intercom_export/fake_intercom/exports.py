@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tap_intercom_export.content.schemas import FILE_KINDS
+from tap_intercom_export.fake_intercom import message_stats
 from tap_intercom_export.fake_intercom.server import (
     FakeIntercom,
     Request,
@@ -26,8 +28,6 @@ from tap_intercom_export.fake_intercom.server import (
     encoded_copy,
     error_body,
 )
-from tap_intercom_export.content.schemas import FILE_KINDS
-from tap_intercom_export.fake_intercom import message_stats
 
 SURVEY_QUESTIONS = [
     "How likely are you to recommend us to family and friends?",
@@ -71,7 +71,8 @@ class Dataset:
         self, kind: str, after: int, before: int, limit: int | None = None, until: int | None = None
     ) -> list[dict[str, str]]:
         """The CSV rows of one kind for a job over [after, before] that sees engagement up to
-        `until` (None: all of it)."""
+        `until` (None: all of it).
+        """
         indexes = self.receipt_indexes(after, before)
         if limit is not None:
             indexes = indexes[:limit]
@@ -89,7 +90,7 @@ class Dataset:
             out.append(row)
         return out
 
-    def _row(self, kind: str, i: int) -> dict[str, str] | None:  # noqa: C901, PLR0911
+    def _row(self, kind: str, i: int) -> dict[str, str] | None:
         c = self.start + i * self.step
         e = c + self.engagement_delay  # engagement times are counted from here
         rid = f"rcpt-{i}"
@@ -133,7 +134,7 @@ class Dataset:
                 "user_id": f"user-{i % 97}", "user_external_id": "", "name": f"User {i % 97}",
                 "email": f"user{i % 97}@example.com", "company_id": "", "company_external_id": "",
                 "created_via": "manual", "received_at": str(c), "completed_at": str(e + 700),
-                SURVEY_QUESTIONS[0]: str(i % 11), SURVEY_QUESTIONS[1]: "Great, \"really\"",
+                SURVEY_QUESTIONS[0]: str(i % 11), SURVEY_QUESTIONS[1]: 'Great, "really"',
             }),
             "checkpoint": (10, 0, lambda: {
                 "user_id": f"user-{i % 97}", "company_id": "", "series_entry_record_id": f"ser-{i}",

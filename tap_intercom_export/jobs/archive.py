@@ -131,9 +131,9 @@ class Archive:
                         if info.isfile():
                             member = tf.extractfile(info)
                             if member is not None:
-                                yield info.name, t.cast(t.BinaryIO, member)
+                                yield info.name, t.cast("t.BinaryIO", member)
             elif self.container == "csv.gz":
-                yield None, t.cast(t.BinaryIO, gzip.open(self.path, "rb"))
+                yield None, t.cast("t.BinaryIO", gzip.open(self.path, "rb"))
             else:
                 yield None, self.path.open("rb")
         except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError) as exc:

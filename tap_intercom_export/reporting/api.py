@@ -93,7 +93,8 @@ class ReportingExportClient(ExportClient):
 
     def create_body(self, window: Window) -> dict[str, t.Any]:
         """Unix seconds; the end is sent as is (a row on the bound may come in both windows,
-        and its key dedupes it: Intercom does not say whether `end_time` is inclusive)."""
+        and its key dedupes it: Intercom does not say whether `end_time` is inclusive).
+        """
         assert self.dataset is not None
         return {
             "dataset_id": self.dataset.id,

@@ -36,7 +36,8 @@ def chain_windows(
     start: int, end: int, seconds: int, in_flight: t.Iterable[Window]
 ) -> list[Window]:
     """Windows from start to end that keep the bounds of jobs already in flight (so they are
-    reused), planned around them without gap or overlap."""
+    reused), planned around them without gap or overlap.
+    """
     windows: list[Window] = []
     cursor = start
     for window in sorted(set(in_flight)):
