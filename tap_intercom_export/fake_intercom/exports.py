@@ -70,8 +70,9 @@ class Dataset:
     def rows(
         self, kind: str, after: int, before: int, limit: int | None = None, until: int | None = None
     ) -> list[dict[str, str]]:
-        """The CSV rows of one kind for a job over [after, before] that sees engagement up to
-        `until` (None: all of it).
+        """The CSV rows of one kind for a job over [after, before].
+
+        The job sees engagement up to `until` (None: all of it).
         """
         indexes = self.receipt_indexes(after, before)
         if limit is not None:
@@ -200,7 +201,7 @@ class FakeJob:
     expires_at: int | None = None
     created: float = 0.0
 
-    def body(self, base_url: str, api: ExportAPI) -> dict:
+    def body(self, base_url: str, api: ExportAPI) -> dict[str, t.Any]:
         """Intercom's job model, in the spelling and URL form `api` is set to."""
         url = ""
         if self.status in ("completed", "complete"):
@@ -272,7 +273,7 @@ class ExportAPI:
         if self.job_key:
             return self.job_key
         major, _, minor = self.fake.version.partition(".")
-        misspelled = major == "2" and minor.isdigit() and 7 <= int(minor) <= 13  # noqa: PLR2004
+        misspelled = major == "2" and minor.isdigit() and 7 <= int(minor) <= 13
         return (
             "job_identfier"
             if misspelled or self.fake.version in ("Preview", "Unstable")
@@ -311,7 +312,7 @@ class ExportAPI:
             self.jobs[job.job_id] = job
         return Response(200, job.body(self.fake.url, self))
 
-    def status(self, req: Request, m: t.Any) -> Response:
+    def status(self, _req: Request, m: t.Any) -> Response:
         """GET /export/content/data/{id}: each poll moves the job one step along its script."""
         job = self.jobs.get(m.group(1))
         if job is None:
@@ -333,7 +334,7 @@ class ExportAPI:
             return Response(504, {**job.body(self.fake.url, self), "status": "failed"})
         return Response(200, job.body(self.fake.url, self))
 
-    def cancel(self, req: Request, m: t.Any) -> Response:
+    def cancel(self, _req: Request, m: t.Any) -> Response:
         """POST /export/cancel/{id}."""
         job = self.jobs.get(m.group(1))
         if job is None:
