@@ -12,9 +12,11 @@ import io
 import typing as t
 import zipfile
 from datetime import datetime, timezone
-from pathlib import Path
 
 from tap_intercom_export.content.schemas import FILE_KINDS
+
+if t.TYPE_CHECKING:
+    from pathlib import Path
 
 SURVEY_QUESTIONS = [
     "How likely are you to recommend us to family and friends?",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -12,6 +11,10 @@ from tap_intercom_export.content.kinds import ContentNamer, kind_of_member
 from tap_intercom_export.errors import ArchiveError
 from tap_intercom_export.fake_intercom.exports import write_archive
 from tap_intercom_export.jobs.archive import Archive, DecodeCounter, iter_csv, sniff
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 OPENS = b"receipt_id,opened_at\nr1,1699920000\nr2,2023-11-14 00:00:00 UTC\n"
 RECEIPTS = b"receipt_id,received_at,content_id\nr1,1699920000,c1\n"

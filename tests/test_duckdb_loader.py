@@ -13,11 +13,14 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from tests.meltano_harness import Meltano, meltano_for, py_query
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ONE_ROW = [
     {"type": "SCHEMA", "stream": "s", "key_properties": ["id"],

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +16,10 @@ from tap_intercom_export.content.schemas import FILE_KINDS
 from tap_intercom_export.errors import ExportError
 from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, TOKEN, export_config, run_tap
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 START = unix("2023-10-25T00:00:00Z")
 END = unix("2023-11-14T00:00:00Z")

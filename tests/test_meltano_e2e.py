@@ -14,7 +14,6 @@ import json
 import subprocess
 import typing as t
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -24,7 +23,11 @@ from tap_intercom_export.fake_intercom.message_stats import INVENTED_KIND
 from tap_intercom_export.tap import TapIntercomExport
 from tap_intercom_export.timeutil import unix
 from tests.meltano_harness import REPO, Meltano, meltano_for, py_query
-from tests.pg_server import Postgres, postgres  # noqa: F401  (postgres: the server fixture)
+from tests.pg_server import postgres  # noqa: F401  (postgres: the server fixture)
+
+if t.TYPE_CHECKING:
+    from tests.pg_server import Postgres
+    from pathlib import Path
 
 DAY = 86400
 TOKEN = "e2e-token"

@@ -12,8 +12,6 @@ import functools
 import importlib.util
 import json
 import re
-from pathlib import Path
-from types import ModuleType
 
 import yaml
 
@@ -21,6 +19,11 @@ from tap_intercom_export.fake_intercom import build
 from tap_intercom_export.tap import TapIntercomExport
 from tap_intercom_export.timeutil import unix
 from tests.meltano_harness import REPO, meltano_for
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import ModuleType
+    from pathlib import Path
 
 DAY = 86400
 TOKEN = "from-ref-token"

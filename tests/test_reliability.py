@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -19,6 +18,10 @@ from tap_intercom_export.fake_intercom.exports import FakeJob
 from tap_intercom_export.fake_intercom.server import _real_sleep, error_body
 from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, export_config, run_tap
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 START = unix("2023-10-25T00:00:00Z")
 ONE_WINDOW = {"end_date": "2023-11-01T00:00:00Z"}

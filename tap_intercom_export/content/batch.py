@@ -64,7 +64,7 @@ class BatchFileWriter:
         self.files = 0
         self.encoder = msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number")
 
-    def write(self, rows: t.Iterable[dict]) -> t.Iterator[tuple[str, int]]:
+    def write(self, rows: t.Iterable[dict[str, t.Any]]) -> t.Iterator[tuple[str, int]]:
         """Write `rows` into as many files as they need; yield (URL, rows) as each is closed."""
         rows = iter(rows)
         while True:
@@ -97,8 +97,8 @@ class BatchFileWriter:
 
 
 def selected_only(
-    rows: t.Iterable[dict], stream: Stream, deselected: tuple[str, ...] | None
-) -> t.Iterator[dict]:
+    rows: t.Iterable[dict[str, t.Any]], stream: Stream, deselected: tuple[str, ...] | None
+) -> t.Iterator[dict[str, t.Any]]:
     """Rows without the properties the catalog deselects (what a RECORD would carry).
 
     `deselected` are top-level names to drop, or None to walk the stream's selection mask.

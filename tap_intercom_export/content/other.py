@@ -31,7 +31,7 @@ ROWS_KEY = "other_statistics"
 _TEXT = {"type": ["string", "null"]}
 
 
-def _schema() -> dict:
+def _schema() -> dict[str, t.Any]:
     lineage = {k: v for k, v in LINEAGE_PROPERTIES.items() if k != "extra_columns"}
     return {
         "type": "object",
@@ -77,7 +77,7 @@ class MessageOtherStatisticsStream(MessageStatStream):
     primary_keys = ("kind", "row_key")
     schema = _schema()
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict]:  # noqa: ARG002
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:  # noqa: ARG002
         """Emit every row of the unknown kinds in the window the parent has on disk."""
         parent = t.cast("MessageExportJobsStream", self._tap.streams[MessageExportJobsStream.name])
         result = parent.current
@@ -99,7 +99,7 @@ class MessageOtherStatisticsStream(MessageStatStream):
         result.rows[ROWS_KEY] = count
         advance_bookmark(self, window.end)
 
-    def _member_rows(self, archive: Archive, member: Member) -> t.Iterator[dict]:
+    def _member_rows(self, archive: Archive, member: Member) -> t.Iterator[dict[str, t.Any]]:
         counter = DecodeCounter()
         with archive.open_member(member) as raw:
             header, rows = iter_csv(raw, counter)

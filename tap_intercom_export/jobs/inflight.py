@@ -9,11 +9,13 @@ creating new jobs that Intercom would refuse while ours are pending.
 
 from __future__ import annotations
 
-import logging
 import typing as t
 
 from tap_intercom_export.jobs.windows import Window
 from tap_intercom_export.timeutil import iso, unix
+
+if t.TYPE_CHECKING:
+    import logging
 
 IN_FLIGHT = "in_flight_job"
 IN_FLIGHT_AHEAD = "in_flight_jobs_ahead"

@@ -36,7 +36,7 @@ class _DatasetsProbe(IntercomStream):
 
     name = "reporting_datasets"
     path = DATASETS_PATH
-    schema: t.ClassVar[dict] = {"type": "object", "properties": {}}
+    schema: t.ClassVar[dict[str, t.Any]] = {"type": "object", "properties": {}}
     # Discovery runs before every sync without a catalog: an unreachable API must not hold it
     # up for the ten tries of a sync request.
     max_tries = 3

@@ -10,7 +10,6 @@ it. Polling, downloading and retrying stay the engine's.
 
 from __future__ import annotations
 
-import logging
 import typing as t
 
 from tap_intercom_export.errors import (
@@ -22,6 +21,7 @@ from tap_intercom_export.errors import (
 from tap_intercom_export.jobs.windows import Window, plan_windows
 
 if t.TYPE_CHECKING:
+    import logging
     from tap_intercom_export.jobs.api import Job
     from tap_intercom_export.reporting.api import ReportingExportClient
 
