@@ -194,8 +194,9 @@ class TapIntercomExport(Tap):
     ).to_dict()
 
     def discover_streams(self) -> list[IntercomStream]:
-        """The export job ledger, one stream per export file kind, the event streams, and one
-        stream per reporting dataset.
+        """Every stream: export ledger, export file kinds, events, reporting datasets.
+
+        One stream per message export file kind and one per reporting dataset.
         """
         check_config(self.config)
         return [

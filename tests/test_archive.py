@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zipfile
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,7 +12,6 @@ from tap_intercom_export.content.kinds import ContentNamer, kind_of_member
 from tap_intercom_export.errors import ArchiveError
 from tap_intercom_export.fake_intercom.exports import write_archive
 from tap_intercom_export.jobs.archive import Archive, DecodeCounter, iter_csv, sniff
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.meltano_harness import Meltano, meltano_for, py_query
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathlib import Path

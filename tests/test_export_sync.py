@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,7 +17,6 @@ from tap_intercom_export.content.schemas import FILE_KINDS
 from tap_intercom_export.errors import ExportError
 from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, TOKEN, export_config, run_tap
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathlib import Path

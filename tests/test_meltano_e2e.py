@@ -26,8 +26,9 @@ from tests.meltano_harness import REPO, Meltano, meltano_for, py_query
 from tests.pg_server import postgres  # noqa: F401  (postgres: the server fixture)
 
 if t.TYPE_CHECKING:
-    from tests.pg_server import Postgres
     from pathlib import Path
+
+    from tests.pg_server import Postgres
 
 DAY = 86400
 TOKEN = "e2e-token"

@@ -12,6 +12,7 @@ import functools
 import importlib.util
 import json
 import re
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -19,11 +20,10 @@ from tap_intercom_export.fake_intercom import build
 from tap_intercom_export.tap import TapIntercomExport
 from tap_intercom_export.timeutil import unix
 from tests.meltano_harness import REPO, meltano_for
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from types import ModuleType
     from pathlib import Path
+    from types import ModuleType
 
 DAY = 86400
 TOKEN = "from-ref-token"

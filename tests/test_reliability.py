@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,7 +19,6 @@ from tap_intercom_export.fake_intercom.exports import FakeJob
 from tap_intercom_export.fake_intercom.server import _real_sleep, error_body
 from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, export_config, run_tap
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathlib import Path

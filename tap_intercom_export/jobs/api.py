@@ -16,6 +16,7 @@ from tap_intercom_export.jobs.archive import Archive
 
 if t.TYPE_CHECKING:
     from pathlib import Path
+
     from tap_intercom_export.client import IntercomStream
     from tap_intercom_export.jobs.windows import Window
 

@@ -70,17 +70,15 @@ def check_settings(config: t.Mapping[str, t.Any]) -> None:
 
 
 def _from_catalog(tap: Tap) -> list[DatasetSpec]:
-    specs = []
-    for entry in tap.input_catalog.streams if tap.input_catalog else []:
-        if entry.tap_stream_id.startswith("reporting_"):
-            specs.append(
-                DatasetSpec.from_catalog(
-                    entry.tap_stream_id.removeprefix("reporting_"),
-                    entry.schema.to_dict(),
-                    entry.key_properties or (),
-                )
-            )
-    return specs
+    return [
+        DatasetSpec.from_catalog(
+            entry.tap_stream_id.removeprefix("reporting_"),
+            entry.schema.to_dict(),
+            entry.key_properties or (),
+        )
+        for entry in (tap.input_catalog.streams if tap.input_catalog else [])
+        if entry.tap_stream_id.startswith("reporting_")
+    ]
 
 
 def _from_workspace(tap: Tap) -> list[DatasetSpec]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 import typing as t
 
-
 from tap_intercom_export.client import DEFAULT_START_DAYS, IntercomStream, config_time
 from tap_intercom_export.errors import IntercomAuthError
 from tap_intercom_export.jobs.archive import DecodeCounter, iter_csv
@@ -110,7 +109,7 @@ class ReportingStream(IntercomStream):
                 out[Window(unix(entry["window_start"]), unix(entry["window_end"]))] = str(
                     entry["job_identifier"]
                 )
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError):  # noqa: PERF203 - skip only the bad entry
                 self.logger.warning(
                     "Ignoring unreadable in-flight reporting job in state: %s", entry
                 )
@@ -188,7 +187,7 @@ class ReportingStream(IntercomStream):
 
     # -- sync -------------------------------------------------------------------------------
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:  # noqa: ARG002 - SDK hook signature
         """Export each planned window of this dataset and emit its rows."""
         self._prepare()
         if self.scheduler.forbidden:
