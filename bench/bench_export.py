@@ -67,7 +67,7 @@ def raw_baseline(archive: str) -> None:
                 reader = csv.reader(text)
                 header = next(reader)
                 for row in reader:
-                    out.write(json.dumps(dict(zip(header, row))))
+                    out.write(json.dumps(dict(zip(header, row, strict=True))))
                     out.write("\n")
     out.flush()
 
@@ -89,7 +89,7 @@ def timed(name: str, rows: int, argv: list[str], env: dict[str, str] | None = No
     return Run(name, rows, seconds, usage.ru_maxrss / 1024)
 
 
-def tap_config(url: str, workdir: Path, batch: bool) -> Path:
+def tap_config(url: str, workdir: Path, *, batch: bool) -> Path:
     """A config for one one-day window of the fake; BATCH output under `workdir` if asked."""
     cfg: dict[str, t.Any] = {
         "access_token": TOKEN,
@@ -132,7 +132,7 @@ def export_catalog(config: Path, workdir: Path) -> Path:
     return path
 
 
-def run_tap(
+def run_tap(  # noqa: PLR0913 - one bench run's full description, mostly keywords
     name: str, archive: Path, rows: int, workdir: Path, *, batch: bool = False, profile: str = ""
 ) -> Run:
     """Serve `archive` for every export job of a fresh fake and time a full sync."""
@@ -141,7 +141,7 @@ def run_tap(
     fake.exports.archive_override = lambda _job, path: os.link(archive, path)
     fake.start()
     try:
-        config = tap_config(fake.url, workdir, batch)
+        config = tap_config(fake.url, workdir, batch=batch)
         catalog = export_catalog(config, workdir)
         argv = [sys.executable, "-m", "tap_intercom_export", "--config", str(config),
                 "--catalog", str(catalog)]  # fmt: skip

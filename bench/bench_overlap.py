@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:
               f"(records identical: {result['same_records']}, final state identical: {result['same_state']})")  # fmt: skip
         print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*result["load_average"]))
     if not (result["same_records"] and result["same_state"]):
-        raise SystemExit("the overlapped run differs from the one-after-another run")
+        msg = "the overlapped run differs from the one-after-another run"
+        raise SystemExit(msg)
     return result
 
 

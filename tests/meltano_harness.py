@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def require(ok: bool, reason: str) -> None:
+def require(ok: bool, reason: str) -> None:  # noqa: FBT001 - reads as require(condition, why)
     """Skip on a developer machine without `reason`'s tool; in CI, fail loudly instead."""
     if not ok:
         if IN_CI:

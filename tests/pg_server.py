@@ -66,9 +66,12 @@ def postgres() -> t.Iterator[Postgres]:
     (root / "pw").write_text(password)
     shutil.chown(root / "pw", user=_owner(root))
     data, sock, log = root / "data", root / "sock", root / "log"
-    run = lambda *cmd: subprocess.run(
-        [*as_user, *cmd], check=True, capture_output=True, text=True, timeout=120
-    )
+
+    def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*as_user, *cmd], check=True, capture_output=True, text=True, timeout=120
+        )
+
     run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "scram-sha-256",
         f"--pwfile={root / 'pw'}", "--no-sync", "-E", "UTF8")  # fmt: skip
     run("mkdir", str(sock))

@@ -1,5 +1,7 @@
-"""Every statistic a real export holds, however Intercom sends it: 21 kinds plus unknown ones,
-encoded or chunked downloads, gateway 504s, both download_url forms, `job_identfier`.
+"""Every statistic a real export holds, however Intercom sends it.
+
+Covers 21 kinds plus unknown ones, encoded or chunked downloads, gateway 504s, both download_url
+forms, `job_identfier`.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def test_unknown_file_with_odd_header_and_repeated_rows_loses_nothing(make_fake,
 
     body = b"receipt_id,,x,x\nr1,a,b,c\nr1,a,b,c\nr2,a\nr3,a,b,c,spill\n"
     fake = make_fake(
-        archive_override=lambda job, path: write_archive(
+        archive_override=lambda _job, path: write_archive(
             path, [("keyword_reply_20231025-000000.csv", body)], "zip"
         )
     )

@@ -218,7 +218,8 @@ def test_temp_files_are_removed_even_when_the_sync_fails(
     def explode(self, row, lineage):
         calls["n"] += 1
         if calls["n"] == 50:
-            raise RuntimeError("target went away")
+            msg = "target went away"
+            raise RuntimeError(msg)
         return original(self, row, lineage)
 
     monkeypatch.setattr(schemas.RowTyper, "type_row", explode)
@@ -251,7 +252,8 @@ def _read_until_in_flight(proc: subprocess.Popen) -> dict:
             if job:
                 return msg["value"]
         assert time.monotonic() < deadline, "no in-flight state"
-    raise AssertionError("tap ended without an in-flight state")
+    msg = "tap ended without an in-flight state"
+    raise AssertionError(msg)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])

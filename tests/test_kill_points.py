@@ -35,10 +35,12 @@ class Chaos:
     """Counts interruption points and raises Killed at the chosen one."""
 
     def __init__(self) -> None:
+        """No point passed yet, none chosen."""
         self.n = 0
         self.kill_at: int | None = None
 
     def tick(self) -> None:
+        """Pass one interruption point; raise Killed if it is the chosen one."""
         self.n += 1
         if self.kill_at is not None and self.n == self.kill_at:
             raise Killed

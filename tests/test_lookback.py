@@ -1,5 +1,6 @@
-"""Engagement that arrives after its window was exported, under both readings of Intercom's texts,
-and what the lookback costs on an hourly schedule.
+"""Engagement that arrives after its window was exported, and what the lookback costs.
+
+Under both readings of Intercom's texts, on an hourly schedule.
 """
 
 from __future__ import annotations

@@ -273,7 +273,10 @@ print(json.dumps({"counts": counts, "columns": cols, "receipts": list(cur.fetcho
 
 
 def test_postgres_lands_every_row_typed_and_state_adds_only_new_rows(
-    meltano: Meltano, fake: FakeIntercom, postgres: Postgres, tmp_path: Path
+    meltano: Meltano,
+    fake: FakeIntercom,
+    postgres: Postgres,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
 ) -> None:
     pipe = Pipeline(
         meltano,
@@ -435,7 +438,10 @@ def test_reporting_stream_into_duckdb(duck: Pipeline, tmp_path: Path) -> None:
 
 
 def test_reporting_stream_into_postgres(
-    meltano: Meltano, fake: FakeIntercom, postgres: Postgres, tmp_path: Path
+    meltano: Meltano,
+    fake: FakeIntercom,
+    postgres: Postgres,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
 ) -> None:
     pipe = Pipeline(
         meltano,
@@ -481,7 +487,10 @@ def test_reporting_stream_into_postgres(
 
 
 def test_postgres_with_batch_lands_the_same_rows_and_types(
-    meltano: Meltano, fake: FakeIntercom, postgres: Postgres, tmp_path: Path
+    meltano: Meltano,
+    fake: FakeIntercom,
+    postgres: Postgres,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
 ) -> None:
     """batch_config on: the message_* streams go as BATCH files, the result is the RECORD one."""
     files = tmp_path / "batches"

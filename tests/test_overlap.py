@@ -1,4 +1,6 @@
-"""Overlapped export jobs (export_jobs_ahead=1): the next window's job is created as soon as a
+"""Overlapped export jobs (export_jobs_ahead=1) give what one job after another gives.
+
+The next window's job is created as soon as a
 window is downloaded, and everything else (records, STATE, resume, Ctrl-C, lookback, splits,
 the row cap) is what one job after another gives.
 """
@@ -77,7 +79,7 @@ def test_next_job_is_created_before_the_window_is_emitted(make_fake, clock) -> N
 
 
 def test_same_records_and_state_as_one_after_another(make_fake, clock) -> None:
-    (_, seq), (_, ovl) = both_ways(make_fake, lambda fake, cfg: run_tap(cfg))
+    (_, seq), (_, ovl) = both_ways(make_fake, lambda _fake, cfg: run_tap(cfg))
     assert comparable(seq) == comparable(ovl)
     assert seq.positions == ovl.positions
 
@@ -98,8 +100,8 @@ def test_lookback_with_overlap(make_fake, clock) -> None:
 
 
 def test_row_cap_splits_with_overlap(make_fake, clock) -> None:
-    (f0, seq), (f1, ovl) = both_ways(
-        make_fake, lambda fake, cfg: run_tap(cfg), {"row_limit": 50}, export_row_limit=50,
+    (_f0, seq), (_f1, ovl) = both_ways(
+        make_fake, lambda _fake, cfg: run_tap(cfg), {"row_limit": 50}, export_row_limit=50,
         end_date="2023-11-08T00:00:00Z",
     )  # fmt: skip
     assert comparable(seq) == comparable(ovl)

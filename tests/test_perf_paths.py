@@ -127,7 +127,7 @@ def test_row_typing_matches_the_reference(kind: str) -> None:
     shuffled = rng.sample(cols, len(cols))
     headers = [
         cols,  # as Intercom writes it
-        shuffled[: max(1, len(cols) - 2)] + ["Survey question?"],  # reordered, missing, unknown
+        [*shuffled[: max(1, len(cols) - 2)], "Survey question?"],  # reordered, missing, unknown
         ["Survey question?", *cols, cols[0]],  # unknown first, a repeated column
     ]
     for header in headers:
@@ -161,7 +161,7 @@ def test_deselected_properties_are_not_emitted(make_fake, waits) -> None:
                 {
                     "breadcrumb": ["properties", "extra_columns", "properties", question],
                     "metadata": {"selected": False},
-                }  # fmt: skip
+                }
             )
     run = run_tap(config, catalog=catalog)
     receipts = run.records("message_receipts")
@@ -249,7 +249,7 @@ def test_bench_smoke_run_reports_ratios() -> None:
             "--small-rows",
             "2000",
             "--json",
-        ],  # fmt: skip
+        ],
         check=True,
         capture_output=True,
         text=True,

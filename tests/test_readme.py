@@ -28,7 +28,7 @@ def about_settings_table() -> str:
         capture_output=True, text=True, check=True, cwd=REPO,
     ).stdout  # fmt: skip
     after = out.split("## Settings", 1)[1]
-    lines = [line for line in after.strip().splitlines()]
+    lines = list(after.strip().splitlines())
     table = []
     for line in lines:
         if not line.startswith("|"):

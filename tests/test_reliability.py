@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -148,7 +149,7 @@ def test_row_limit_splits_until_nothing_is_truncated(make_fake, clock) -> None:
     assert sorted(ids) == sorted(expected_ids(fake)) and len(ids) == len(set(ids)) == 168
     windows = [(j["window_start"], j["window_end"]) for j in run.records("message_export_jobs")]
     assert len(windows) == 4 and windows[0][0] == "2023-10-25T00:00:00+00:00"
-    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
     assert all(v < 50 for v in (j["rows"]["receipt"] for j in run.records("message_export_jobs")))
 
 
@@ -169,7 +170,7 @@ def test_resumed_job_whose_download_expired_is_created_again(make_fake, clock) -
         "job_identifier": "job0001", "window_start": "2023-10-25T00:00:00+00:00",
         "window_end": "2023-11-01T00:00:00+00:00"}}}}  # fmt: skip
     fake.exports.jobs["job0001"] = FakeJob("job0001", START, START + 7 * DAY - 1, ["completed"])
-    fake.exports.status({}, type("M", (), {"group": lambda self, i: "job0001"})())  # complete it
+    fake.exports.status({}, type("M", (), {"group": lambda _self, _i: "job0001"})())  # complete it
     fake.exports.expire_after = 2 * DAY
     fake.exports._ids = iter(range(2, 100))
     run = run_tap(export_config(fake, **ONE_WINDOW), state=state)
@@ -206,7 +207,7 @@ def test_unreadable_download_fails_clearly_and_emits_nothing(make_fake, clock) -
 def test_unreadable_download_leaves_the_bookmark_where_it_was(make_fake, clock) -> None:
     fake = make_fake()
     first = run_tap(export_config(fake, **ONE_WINDOW))
-    fake.exports.archive_override = lambda job, path: path.write_bytes(b"\x00\x01 junk")
+    fake.exports.archive_override = lambda _job, path: path.write_bytes(b"\x00\x01 junk")
     run = run_tap(
         export_config(fake, end_date="2023-11-08T00:00:00Z"), state=first.state, raise_errors=False
     )
