@@ -35,7 +35,7 @@ from pathlib import Path
 from tap_intercom_export.fake_intercom import FakeIntercom, build
 from tap_intercom_export.tap import TapIntercomExport
 
-TOKEN = "bench-token"  # noqa: S105 - the fake API's token, not a secret
+TOKEN = "bench-token"
 EVENTS = "contact_events"
 SUMMARIES = "contact_event_summaries"
 

@@ -67,7 +67,7 @@ def raw_baseline(archive: str) -> None:
                 reader = csv.reader(text)
                 header = next(reader)
                 for row in reader:
-                    out.write(json.dumps(dict(zip(header, row))))
+                    out.write(json.dumps(dict(zip(header, row, strict=True))))
                     out.write("\n")
     out.flush()
 
@@ -89,7 +89,7 @@ def timed(name: str, rows: int, argv: list[str], env: dict[str, str] | None = No
     return Run(name, rows, seconds, usage.ru_maxrss / 1024)
 
 
-def tap_config(url: str, workdir: Path, batch: bool) -> Path:
+def tap_config(url: str, workdir: Path, *, batch: bool) -> Path:
     """A config for one one-day window of the fake; BATCH output under `workdir` if asked."""
     cfg: dict[str, t.Any] = {
         "access_token": TOKEN,
@@ -132,7 +132,7 @@ def export_catalog(config: Path, workdir: Path) -> Path:
     return path
 
 
-def run_tap(
+def run_tap(  # noqa: PLR0913 - one bench run's full description, mostly keywords
     name: str, archive: Path, rows: int, workdir: Path, *, batch: bool = False, profile: str = ""
 ) -> Run:
     """Serve `archive` for every export job of a fresh fake and time a full sync."""
@@ -141,7 +141,7 @@ def run_tap(
     fake.exports.archive_override = lambda _job, path: os.link(archive, path)
     fake.start()
     try:
-        config = tap_config(fake.url, workdir, batch)
+        config = tap_config(fake.url, workdir, batch=batch)
         catalog = export_catalog(config, workdir)
         argv = [sys.executable, "-m", "tap_intercom_export", "--config", str(config),
                 "--catalog", str(catalog)]  # fmt: skip
@@ -175,7 +175,9 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:
     parser.add_argument("--small-rows", type=int, default=10_000, help="receipts in the small one")
     parser.add_argument("--batch", action="store_true", help="also time BATCH (jsonl.gz) output")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--profile", metavar="FILE", help="profile one tap run (pyinstrument) to FILE")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="profile one tap run (pyinstrument) to FILE"
+    )
     parser.add_argument("--raw", help=argparse.SUPPRESS)  # child mode: the raw baseline
     args = parser.parse_args(argv)
     if args.raw:
@@ -209,15 +211,19 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:
     if "tap-batch" in by:
         result["batch_over_raw"] = by["tap-batch"].seconds / by["raw"].seconds
     if args.json:
-        print(json.dumps(result, indent=2))  # noqa: T201
+        print(json.dumps(result, indent=2))
     else:
-        print(f"{'run':<10} {'rows':>11} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")  # noqa: T201
+        print(f"{'run':<10} {'rows':>11} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
         for r in runs:
-            print(f"{r.name:<10} {r.rows:>11,} {r.seconds:>8.2f} {r.rows_per_s:>10,.0f} {r.peak_rss_mb:>12.1f}")  # noqa: T201, E501
-        print(f"tap / raw time: {result['tap_over_raw']:.2f}x")  # noqa: T201
+            print(
+                f"{r.name:<10} {r.rows:>11,} {r.seconds:>8.2f} {r.rows_per_s:>10,.0f} {r.peak_rss_mb:>12.1f}"
+            )
+        print(f"tap / raw time: {result['tap_over_raw']:.2f}x")
         if "batch_over_raw" in result:
-            print(f"tap-batch / raw time: {result['batch_over_raw']:.2f}x")  # noqa: T201
-        print(f"tap peak RSS {args.rows:,} / {args.small_rows:,} receipts: {result['rss_big_over_small']:.2f}x")  # noqa: T201, E501
+            print(f"tap-batch / raw time: {result['batch_over_raw']:.2f}x")
+        print(
+            f"tap peak RSS {args.rows:,} / {args.small_rows:,} receipts: {result['rss_big_over_small']:.2f}x"
+        )
     return result
 
 

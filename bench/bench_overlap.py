@@ -101,7 +101,9 @@ def run(
             elif msg["type"] == "STATE":
                 # When the lookback last ran is wall-clock time: the one part that may differ.
                 state = json.loads(json.dumps(msg["value"]))
-                state.get("bookmarks", {}).get("message_export_jobs", {}).pop("last_lookback_at", None)
+                state.get("bookmarks", {}).get("message_export_jobs", {}).pop(
+                    "last_lookback_at", None
+                )
     return seconds, digest.hexdigest(), state, emission_seconds(log)
 
 
@@ -121,7 +123,9 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:
         # one-after-another run emitted much slower than calibrated, calibrate on it and redo.
         for _ in range(3):
             sys.stderr.write(f"one window takes {job_seconds:.2f} s to emit: jobs take as long\n")
-            seq, seq_digest, seq_state, seq_spans = run(archive, workdir, args.windows, 0, job_seconds)
+            seq, seq_digest, seq_state, seq_spans = run(
+                archive, workdir, args.windows, 0, job_seconds
+            )
             emitted = sum(seq_spans) / len(seq_spans)
             if abs(emitted - job_seconds) <= 0.2 * job_seconds:
                 break
@@ -142,16 +146,21 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:
         "load_average": os.getloadavg(),
     }
     if args.json:
-        print(json.dumps(result, indent=2))  # noqa: T201
+        print(json.dumps(result, indent=2))
     else:
-        print(f"{args.windows} windows x {rows:,} rows, jobs pending {job_seconds:.2f} s each")  # noqa: T201
-        print(f"one after another: {seq:8.2f} s  (emission {result['emission_s_one_after_another']:.2f} s a window)")  # noqa: T201, E501
-        print(f"overlapped:        {ovl:8.2f} s  (emission {result['emission_s_overlapped']:.2f} s a window)")  # noqa: T201, E501
-        print(f"overlapped / one after another: {result['ratio']:.2f}x "  # noqa: T201
+        print(f"{args.windows} windows x {rows:,} rows, jobs pending {job_seconds:.2f} s each")
+        print(
+            f"one after another: {seq:8.2f} s  (emission {result['emission_s_one_after_another']:.2f} s a window)"
+        )
+        print(
+            f"overlapped:        {ovl:8.2f} s  (emission {result['emission_s_overlapped']:.2f} s a window)"
+        )
+        print(f"overlapped / one after another: {result['ratio']:.2f}x "
               f"(records identical: {result['same_records']}, final state identical: {result['same_state']})")  # fmt: skip
-        print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*result["load_average"]))  # noqa: T201
+        print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*result["load_average"]))
     if not (result["same_records"] and result["same_state"]):
-        raise SystemExit("the overlapped run differs from the one-after-another run")
+        msg = "the overlapped run differs from the one-after-another run"
+        raise SystemExit(msg)
     return result
 
 

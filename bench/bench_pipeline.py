@@ -71,7 +71,9 @@ def loaders() -> dict[str, str]:
 def install(names: list[str]) -> dict[str, Path]:
     """Install the loaders with Meltano once; their executables."""
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MELTANO_", "TARGET_", "TAP_"))},
+        **{
+            k: v for k, v in os.environ.items() if not k.startswith(("MELTANO_", "TARGET_", "TAP_"))
+        },
         "MELTANO_PROJECT_ROOT": str(REPO),
         "MELTANO_SYS_DIR_ROOT": str(SYS_DIR),
         "MELTANO_DATABASE_URI": f"sqlite:///{SYS_DIR / 'meltano.db'}",
@@ -103,9 +105,15 @@ class Postgres:
 
 
 def start_postgres() -> Postgres:
-    """initdb + pg_ctl as an unprivileged account; fsync off (a benchmark, not a bank)."""
+    """Initdb + pg_ctl as an unprivileged account; fsync off (a benchmark, not a bank)."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-    bindir = Path(os.environ["PG_BIN"]) if os.environ.get("PG_BIN") else found[-1].parent if found else None
+    bindir = (
+        Path(os.environ["PG_BIN"])
+        if os.environ.get("PG_BIN")
+        else found[-1].parent
+        if found
+        else None
+    )
     if bindir is None:
         msg = "PostgreSQL server binaries not found (set PG_BIN)"
         raise SystemExit(msg)
@@ -128,7 +136,17 @@ def start_postgres() -> Postgres:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root / 'sock'} -c fsync=off -c full_page_writes=off"
-    run(str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-o", opts, "-w", "start")
+    run(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(root / "data"),
+        "-l",
+        str(root / "log"),
+        "-o",
+        opts,
+        "-w",
+        "start",
+    )
     subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "warehouse"],
                    check=True, env={**os.environ, "PGPASSWORD": "bench"}, capture_output=True)  # fmt: skip
 
@@ -148,7 +166,9 @@ def timed_pipeline(name: str, rows: int, tap: list[str], target: list[str] | Non
         producer = subprocess.Popen(tap, stdout=subprocess.PIPE if target else null, stderr=tap_err)
         consumer = None
         if target:
-            consumer = subprocess.Popen(target, stdin=producer.stdout, stdout=null, stderr=target_err)
+            consumer = subprocess.Popen(
+                target, stdin=producer.stdout, stdout=null, stderr=target_err
+            )
             producer.stdout.close()  # type: ignore[union-attr]
         _, status, usage = os.wait4(producer.pid, 0)
         producer.returncode = os.waitstatus_to_exitcode(status)
@@ -189,7 +209,9 @@ print(json.dumps(sum(con.execute(f'SELECT count(*) FROM intercom."{t}"').fetchon
 
 def landed(python: Path, script: str, *args: str) -> int:
     """Rows a loader wrote, counted with the loader's own driver."""
-    out = subprocess.run([str(python), "-c", script, *args], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(python), "-c", script, *args], check=True, capture_output=True, text=True
+    )
     return int(json.loads(out.stdout))
 
 
@@ -197,7 +219,9 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:  # noqa: PLR0915
     """Run every pipeline on one export and print rows/s side by side."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--receipts", type=int, default=100_000)
-    parser.add_argument("--rss-receipts", type=int, default=0, help="also measure tap RSS with BATCH at this size")
+    parser.add_argument(
+        "--rss-receipts", type=int, default=0, help="also measure tap RSS with BATCH at this size"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     names = loaders()
@@ -216,12 +240,21 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:  # noqa: PLR0915
             record_cfg = tap_config(fake.url, workdir, batch=False)
             batch_cfg = tap_config(fake.url, workdir, batch=True)
             catalog = export_catalog(record_cfg, workdir)
-            tap = [sys.executable, "-m", "tap_intercom_export", "--catalog", str(catalog), "--config"]
+            tap = [
+                sys.executable,
+                "-m",
+                "tap_intercom_export",
+                "--catalog",
+                str(catalog),
+                "--config",
+            ]
             results.append(timed_pipeline("tap > /dev/null", rows, [*tap, str(record_cfg)], None))
 
             duck_cfg = workdir / "duck.json"
             duck_db = workdir / "bench.duckdb"
-            duck_cfg.write_text(json.dumps({"filepath": str(duck_db), "default_target_schema": "intercom"}))
+            duck_cfg.write_text(
+                json.dumps({"filepath": str(duck_db), "default_target_schema": "intercom"})
+            )
             duck_exe = next(p for p in duck_bin.glob("target-duckdb*") if p.is_file())
             results.append(timed_pipeline(f"tap | {names['duckdb']}", rows, [*tap, str(record_cfg)],
                                           [str(duck_exe), "--config", str(duck_cfg)]))  # fmt: skip
@@ -236,7 +269,9 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:  # noqa: PLR0915
                 }))  # fmt: skip
                 results.append(timed_pipeline(f"tap | target-postgres ({mode})", rows, [*tap, str(cfg)],
                                               [str(pg_bin / "target-postgres"), "--config", str(pg_cfg)]))  # fmt: skip
-                assert landed(pg_bin / "python", PG_COUNT, str(pg.port), schema) == rows, f"{mode} lost rows"
+                assert landed(pg_bin / "python", PG_COUNT, str(pg.port), schema) == rows, (
+                    f"{mode} lost rows"
+                )
                 shutil.rmtree(workdir / "batches", ignore_errors=True)
             archive.unlink()
             if args.rss_receipts:
@@ -248,7 +283,10 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:  # noqa: PLR0915
         fake.stop()
         pg.stop()
     by = {r.name: r for r in results}
-    speedup = by["tap | target-postgres (BATCH)"].rows_per_s / by["tap | target-postgres (RECORD)"].rows_per_s
+    speedup = (
+        by["tap | target-postgres (BATCH)"].rows_per_s
+        / by["tap | target-postgres (RECORD)"].rows_per_s
+    )
     out = {
         "receipts": args.receipts,
         "runs": [{"name": r.name, "rows": r.rows, "seconds": round(r.seconds, 2),
@@ -257,13 +295,15 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:  # noqa: PLR0915
         "load_average": os.getloadavg(),
     }  # fmt: skip
     if args.json:
-        print(json.dumps(out, indent=2))  # noqa: T201
+        print(json.dumps(out, indent=2))
     else:
-        print(f"{'pipeline':<44} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'tap RSS MB':>11}")  # noqa: T201
+        print(f"{'pipeline':<44} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'tap RSS MB':>11}")
         for r in results:
-            print(f"{r.name:<44} {r.rows:>10,} {r.seconds:>8.2f} {r.rows_per_s:>9,.0f} {r.tap_rss_mb:>11.1f}")  # noqa: T201
-        print(f"PostgreSQL BATCH / RECORD pipeline throughput: {speedup:.2f}x")  # noqa: T201
-        print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*out["load_average"]))  # noqa: T201
+            print(
+                f"{r.name:<44} {r.rows:>10,} {r.seconds:>8.2f} {r.rows_per_s:>9,.0f} {r.tap_rss_mb:>11.1f}"
+            )
+        print(f"PostgreSQL BATCH / RECORD pipeline throughput: {speedup:.2f}x")
+        print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*out["load_average"]))
     return out
 
 

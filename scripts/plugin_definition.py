@@ -126,7 +126,9 @@ def project_with(definition: dict) -> str:
     text = PROJECT_FILE.read_text()
     start = text.index("  extractors:\n") + len("  extractors:\n")
     end = text.index("\n  loaders:", start)
-    entry = {k: v for k, v in definition.items() if k not in ("label", "description", "docs", "repo")}
+    entry = {
+        k: v for k, v in definition.items() if k not in ("label", "description", "docs", "repo")
+    }
     entry["pip_url"] = "-e ."
     return text[:start] + PROJECT_NOTE + dump([entry], "  ") + text[end:]
 
@@ -145,12 +147,16 @@ def outputs() -> dict[Path, str]:
 def main(argv: list[str] | None = None) -> int:
     """Write the generated files, or with --check report the stale ones."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is stale")
+    parser.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if a file is stale"
+    )
     args = parser.parse_args(argv)
     stale = [p for p, text in outputs().items() if not p.exists() or p.read_text() != text]
     if args.check:
         for path in stale:
-            print(f"{path.relative_to(REPO)} is stale: run .venv/bin/python scripts/plugin_definition.py")
+            print(
+                f"{path.relative_to(REPO)} is stale: run .venv/bin/python scripts/plugin_definition.py"
+            )
         return 1 if stale else 0
     for path, text in outputs().items():
         if path in stale:

@@ -6,6 +6,7 @@ import ipaddress
 import time
 import typing as t
 from decimal import Decimal
+from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from singer_sdk.authenticators import BearerTokenAuthenticator
@@ -97,7 +98,9 @@ def config_time(config: t.Mapping[str, t.Any], key: str) -> int | None:
     try:
         return unix(value)
     except (AttributeError, TypeError, ValueError) as exc:
-        msg = f"Setting {key}={value!r} is not a date-time: use RFC 3339, e.g. 2024-01-31T00:00:00Z."
+        msg = (
+            f"Setting {key}={value!r} is not a date-time: use RFC 3339, e.g. 2024-01-31T00:00:00Z."
+        )
         raise ConfigError(msg) from exc
 
 
@@ -110,14 +113,19 @@ def check_config(config: t.Mapping[str, t.Any]) -> None:
         if value is not None and not (_is_number(value) and float(value) > 0):
             msg = f"Setting {key}={value!r} must be a number greater than zero."
             raise ConfigError(msg)
-    for key, unit in (("export_lookback_days", "days"), ("export_lookback_interval_hours", "hours")):
+    for key, unit in (
+        ("export_lookback_days", "days"),
+        ("export_lookback_interval_hours", "hours"),
+    ):
         value = config.get(key)
         if value is not None and not (_is_number(value) and float(value) >= 0):
             msg = f"Setting {key}={value!r} must be a number of {unit}, 0 or more."
             raise ConfigError(msg)
     ahead = config.get("export_jobs_ahead")
     if ahead is not None and not (_is_number(ahead) and float(ahead) in (0, 1)):
-        msg = f"Setting export_jobs_ahead={ahead!r} must be 0 (one job after another) or 1 (overlap)."
+        msg = (
+            f"Setting export_jobs_ahead={ahead!r} must be 0 (one job after another) or 1 (overlap)."
+        )
         raise ConfigError(msg)
     start, end = config_time(config, "start_date"), config_time(config, "end_date")
     if start is not None and end is not None and start >= end:
@@ -197,7 +205,7 @@ class IntercomStream(RESTStream):
         return BearerTokenAuthenticator(token=self.config["access_token"])
 
     @property
-    def http_headers(self) -> dict:
+    def http_headers(self) -> dict[str, str]:
         """Pin the API version so responses keep the shape the schemas expect."""
         return {
             "Intercom-Version": str(self.config.get("intercom_version") or "2.14"),
@@ -208,25 +216,28 @@ class IntercomStream(RESTStream):
     def validate_response(self, response: requests.Response) -> None:
         """Map Intercom's statuses to retriable or fatal errors with a readable message."""
         status = response.status_code
-        if status < 400:
+        if status < HTTPStatus.BAD_REQUEST:
             return
         detail, code = intercom_error_detail(response)
-        path = urlsplit(response.request.url if response.request else response.url).path
-        where = f"{response.request.method if response.request else 'GET'} {path}"
+        path = urlsplit(str(response.request.url if response.request else response.url)).path
+        method = str(response.request.method) if response.request else "GET"
+        where = f"{method} {path}"
         message = f"Intercom answered HTTP {status} to {where}: {detail}"
-        if status == 429 and any(m in detail.lower() for m in _ACTIVE_JOB_MARKERS):
+        if status == HTTPStatus.TOO_MANY_REQUESTS and any(
+            m in detail.lower() for m in _ACTIVE_JOB_MARKERS
+        ):
             raise ExportJobActiveError(message, status, code)
-        if status == 504 and _is_failed_job(response):
+        if status == HTTPStatus.GATEWAY_TIMEOUT and _is_failed_job(response):
             # Intercom reports a failed export job (usually one that ran over 12 hours) as
             # HTTP 504 whose body is the job model with status `failed`: polling again will not
             # help. Any other 504 is a gateway timeout, retried below like every 5xx.
             raise ExportJobFailedError(message, status, code)
-        if status == 429:
+        if status == HTTPStatus.TOO_MANY_REQUESTS:
             wait = rate_limit_wait(response.headers, self.clock())
             raise IntercomRetriableError(message, response, wait_seconds=wait)
-        if status >= 500 or status == 408:
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == HTTPStatus.REQUEST_TIMEOUT:
             raise IntercomRetriableError(message, response)
-        if status in (401, 403):
+        if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
             need = next((p for prefix, p in _PERMISSIONS if path.startswith(prefix)), None)
             hint = (
                 f"the access token must be valid and allowed to {need}"
@@ -235,7 +246,7 @@ class IntercomStream(RESTStream):
             )
             msg = f"{message}. Intercom refused the token: {hint}."
             raise IntercomAuthError(msg, status, code)
-        if status == 404:
+        if status == HTTPStatus.NOT_FOUND:
             raise IntercomNotFoundError(message, status, code)
         raise IntercomAPIError(message, status, code)
 
@@ -286,8 +297,8 @@ class IntercomStream(RESTStream):
         method: str,
         url: str,
         *,
-        json: dict | None = None,
-        headers: dict | None = None,
+        json: dict[str, t.Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> requests.PreparedRequest:
         """Build a request to an absolute URL of the API with the stream's headers."""
         return self.build_prepared_request(

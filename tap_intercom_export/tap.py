@@ -5,11 +5,11 @@ from __future__ import annotations
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
+from tap_intercom_export.client import IntercomStream, check_config
 from tap_intercom_export.content import streams
 from tap_intercom_export.content.other import MessageOtherStatisticsStream
 from tap_intercom_export.events import streams as event_streams
 from tap_intercom_export.reporting import discover as reporting
-from tap_intercom_export.client import IntercomStream, check_config
 from tap_intercom_export.writer import BufferedMsgSpecWriter
 
 
@@ -194,8 +194,10 @@ class TapIntercomExport(Tap):
     ).to_dict()
 
     def discover_streams(self) -> list[IntercomStream]:
-        """The export job ledger, one stream per export file kind, the event streams, and one
-        stream per reporting dataset."""
+        """Every stream: export ledger, export file kinds, events, reporting datasets.
+
+        One stream per message export file kind and one per reporting dataset.
+        """
         check_config(self.config)
         return [
             streams.MessageExportJobsStream(self),
@@ -205,7 +207,7 @@ class TapIntercomExport(Tap):
             *reporting.discover(self),
         ]
 
-    def load_streams(self) -> list[Stream]:
+    def load_streams(self) -> list[Stream]:  # type: ignore[misc]  # the SDK has no other hook to order streams; summaries must follow contact_events
         """The SDK's streams (by name), contact_events before contact_event_summaries."""
         return sorted(super().load_streams(), key=event_streams.sync_order)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tap_intercom_export.fake_intercom import FakeIntercom, build
 from tap_intercom_export.content.streams import MessageExportJobsStream
+from tap_intercom_export.fake_intercom import FakeIntercom, build
 from tap_intercom_export.tap import TapIntercomExport
 
 DAY = 86400
@@ -31,7 +31,9 @@ class TapRun:
 
     def records(self, stream: str) -> list[dict]:
         """Records of one stream, in order."""
-        return [m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream]
+        return [
+            m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
+        ]
 
     def streams(self, prefix: str = "") -> dict[str, int]:
         """Record count per stream (only streams whose name starts with `prefix`)."""
@@ -56,7 +58,9 @@ class TapRun:
         """The last STATE without the wall-clock stamps (when a lookback or full read ran)."""
         stamps = ("last_lookback_at", "full_read_at")
         bookmarks = self.state.get("bookmarks", {})
-        return {name: {k: v for k, v in b.items() if k not in stamps} for name, b in bookmarks.items()}
+        return {
+            name: {k: v for k, v in b.items() if k not in stamps} for name, b in bookmarks.items()
+        }
 
 
 class _Stdout(io.TextIOWrapper):

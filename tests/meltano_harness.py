@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def require(ok: bool, reason: str) -> None:
+def require(ok: bool, reason: str) -> None:  # noqa: FBT001 - reads as require(condition, why)
     """Skip on a developer machine without `reason`'s tool; in CI, fail loudly instead."""
     if not ok:
         if IN_CI:
@@ -103,7 +103,11 @@ def meltano_for(base: Path, project: Path = REPO) -> Meltano:
 def py_query(python: Path, script: str, *args: str) -> t.Any:
     """Run `script` (which prints JSON) with a loader venv's Python; the parsed output."""
     proc = subprocess.run(
-        [str(python), "-c", textwrap.dedent(script), *args], capture_output=True, text=True, timeout=120, check=False
+        [str(python), "-c", textwrap.dedent(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)

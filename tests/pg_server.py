@@ -48,9 +48,12 @@ class Postgres:
 
 @pytest.fixture(scope="session")
 def postgres() -> t.Iterator[Postgres]:
-    """initdb + pg_ctl start on 127.0.0.1 in a temporary directory; stopped and removed after."""
+    """Initdb + pg_ctl start on 127.0.0.1 in a temporary directory; stopped and removed after."""
     bindir = _pg_bindir()
-    require(bindir is not None and (bindir / "initdb").exists(), "PostgreSQL server binaries not found (set PG_BIN)")
+    require(
+        bindir is not None and (bindir / "initdb").exists(),
+        "PostgreSQL server binaries not found (set PG_BIN)",
+    )
     assert bindir is not None
     root = Path(tempfile.mkdtemp(prefix="e2e-pg-"))
     # The server refuses to run as root: run it as an unprivileged account that owns the dir.
@@ -63,16 +66,35 @@ def postgres() -> t.Iterator[Postgres]:
     (root / "pw").write_text(password)
     shutil.chown(root / "pw", user=_owner(root))
     data, sock, log = root / "data", root / "sock", root / "log"
-    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True, text=True, timeout=120)  # noqa: E731
+
+    def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*as_user, *cmd], check=True, capture_output=True, text=True, timeout=120
+        )
+
     run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "scram-sha-256",
         f"--pwfile={root / 'pw'}", "--no-sync", "-E", "UTF8")  # fmt: skip
     run("mkdir", str(sock))
     port = _free_port()
     opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off -c full_page_writes=off"
     try:
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts, "-w", "-t", "60", "start")
+        run(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
     except subprocess.CalledProcessError as exc:
-        pytest.fail(f"PostgreSQL did not start: {exc.stderr}\n{log.read_text() if log.exists() else ''}")
+        pytest.fail(
+            f"PostgreSQL did not start: {exc.stderr}\n{log.read_text() if log.exists() else ''}"
+        )
     try:
         env = {**os.environ, "PGPASSWORD": password}
         subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "warehouse"],
@@ -98,5 +120,3 @@ def _owner(path: Path) -> str:
     import pwd
 
     return pwd.getpwuid(path.stat().st_uid).pw_name
-
-

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import gzip
 import zipfile
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tap_intercom_export.content.kinds import ContentNamer, kind_of_member
-from tap_intercom_export.jobs.archive import Archive, DecodeCounter, iter_csv, sniff
 from tap_intercom_export.errors import ArchiveError
 from tap_intercom_export.fake_intercom.exports import write_archive
+from tap_intercom_export.jobs.archive import Archive, DecodeCounter, iter_csv, sniff
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 OPENS = b"receipt_id,opened_at\nr1,1699920000\nr2,2023-11-14 00:00:00 UTC\n"
 RECEIPTS = b"receipt_id,received_at,content_id\nr1,1699920000,c1\n"
@@ -47,7 +50,11 @@ def test_member_names(name: str, kind: str | None) -> None:
 @pytest.mark.parametrize("container", ["zip", "tar.gz"])
 def test_multi_file_containers(tmp_path: Path, container: str) -> None:
     path = tmp_path / "download.bin"
-    write_archive(path, [("open_20231114-000000.csv", OPENS), ("receipt_20231114-000000.csv", RECEIPTS)], container)
+    write_archive(
+        path,
+        [("open_20231114-000000.csv", OPENS), ("receipt_20231114-000000.csv", RECEIPTS)],
+        container,
+    )
     archive = Archive.open(path, ContentNamer())
     assert archive.container == container
     assert sorted(archive.kinds()) == ["open", "receipt"]
@@ -74,8 +81,7 @@ def test_plain_csv(tmp_path: Path) -> None:
 def test_csv_oddities(tmp_path: Path) -> None:
     huge = "x" * 300_000  # over csv's default 128 KiB field limit
     data = (
-        "\ufeffreceipt_id,question,response\n"
-        f'r1,"line one\nline two, with ""quotes""",{huge}\n'
+        f'\ufeffreceipt_id,question,response\nr1,"line one\nline two, with ""quotes""",{huge}\n'
     ).encode() + b"r2,caf\xe9,ok\n"
     path = tmp_path / "download.bin"
     write_archive(path, [("answer_20231114-000000.csv", data)], "zip")

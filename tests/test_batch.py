@@ -1,10 +1,14 @@
-"""BATCH output of the message export streams: files hold exactly the RECORD path's rows, one
-BATCH message per file, and a window's bookmark moves only after its files are announced."""
+"""BATCH output of the message export streams.
+
+Files hold exactly the RECORD path's rows, one BATCH message per file, and a window's bookmark
+moves only after its files are announced.
+"""
 
 from __future__ import annotations
 
 import gzip
 import json
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -40,17 +44,24 @@ def test_batch_files_hold_the_record_rows(make_fake, clock, tmp_path, compressio
     fake = make_fake()
     records = run_tap(export_config(fake), select=export_streams())
     batched = run_tap(
-        export_config(fake, batch_config=batch_config(tmp_path, compression)), select=export_streams()
+        export_config(fake, batch_config=batch_config(tmp_path, compression)),
+        select=export_streams(),
     )
-    assert not batched.streams("message_") or set(batched.streams("message_")) == {"message_export_jobs"}
+    assert not batched.streams("message_") or set(batched.streams("message_")) == {
+        "message_export_jobs"
+    }
     for stream in STAT_STREAMS:
         files = [m for m in batches(batched) if m["stream"] == stream]
-        assert all(len(m["manifest"]) == 1 and m["encoding"]["compression"] == compression for m in files)
+        assert all(
+            len(m["manifest"]) == 1 and m["encoding"]["compression"] == compression for m in files
+        )
         rows = [row for m in files for row in read_file(m["manifest"][0], compression)]
         expected = [
             {k: v for k, v in r.items() if k != "export_job_id"} for r in records.records(stream)
         ]
-        assert [{k: v for k, v in r.items() if k != "export_job_id"} for r in rows] == expected, stream
+        assert [{k: v for k, v in r.items() if k != "export_job_id"} for r in rows] == expected, (
+            stream
+        )
         assert all(len(read_file(m["manifest"][0], compression)) <= 100 for m in files)
     # 168, 168 and 144 receipts in the three windows: two files of at most 100 rows each.
     assert len([m for m in batches(batched) if m["stream"] == "message_receipts"]) == 6
@@ -61,12 +72,23 @@ def test_batch_files_hold_the_record_rows(make_fake, clock, tmp_path, compressio
     assert batched.positions == records.positions
 
 
-def test_bookmark_moves_only_after_the_window_files_are_announced(make_fake, clock, tmp_path) -> None:
+def test_bookmark_moves_only_after_the_window_files_are_announced(
+    make_fake, clock, tmp_path
+) -> None:
     fake = make_fake()
-    run = run_tap(export_config(fake, batch_config=batch_config(tmp_path, batch_size=50)), select=export_streams())
+    run = run_tap(
+        export_config(fake, batch_config=batch_config(tmp_path, batch_size=50)),
+        select=export_streams(),
+    )
     announced: list[str] = []
-    expected = [r["receipt_id"] for r in fake.exports.dataset.rows("receipt", unix("2023-10-25T00:00:00Z"), 2**40)]
-    created = {r["receipt_id"]: int(r["received_at"]) for r in fake.exports.dataset.rows("receipt", 0, 2**40)}
+    expected = [
+        r["receipt_id"]
+        for r in fake.exports.dataset.rows("receipt", unix("2023-10-25T00:00:00Z"), 2**40)
+    ]
+    created = {
+        r["receipt_id"]: int(r["received_at"])
+        for r in fake.exports.dataset.rows("receipt", 0, 2**40)
+    }
     checked = 0
     for m in run.messages:
         if m["type"] == "BATCH" and m["stream"] == "message_receipts":
@@ -83,7 +105,9 @@ def test_bookmark_moves_only_after_the_window_files_are_announced(make_fake, clo
 
 def test_deselected_properties_are_not_in_the_files(make_fake, clock, tmp_path) -> None:
     fake = make_fake()
-    config = export_config(fake, end_date="2023-10-26T00:00:00Z", batch_config=batch_config(tmp_path))
+    config = export_config(
+        fake, end_date="2023-10-26T00:00:00Z", batch_config=batch_config(tmp_path)
+    )
     catalog = selection_catalog(config, {"message_export_jobs", "message_receipts"})
     entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "message_receipts")
     for md in entry["metadata"]:

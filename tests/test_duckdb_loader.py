@@ -13,11 +13,14 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.meltano_harness import Meltano, meltano_for, py_query
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ONE_ROW = [
     {"type": "SCHEMA", "stream": "s", "key_properties": ["id"],
@@ -48,7 +51,12 @@ def load_one_row(meltano: Meltano, command: Path, db: Path) -> int:
     config = db.with_suffix(".json")
     config.write_text(json.dumps({"filepath": str(db), "default_target_schema": "t"}))
     proc = subprocess.run(
-        [str(command), "--config", str(config)], input=BATCH, capture_output=True, text=True, timeout=120, check=False
+        [str(command), "--config", str(config)],
+        input=BATCH,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return py_query(meltano.python("target-duckdb"), COUNT, str(db))
@@ -76,7 +84,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     return Installed(meltano, command, rows)
 
 
-def test_meltano_install_twice_on_a_warm_uv_cache_keeps_the_fixed_loader(installed: Installed) -> None:
+def test_meltano_install_twice_on_a_warm_uv_cache_keeps_the_fixed_loader(
+    installed: Installed,
+) -> None:
     assert installed.rows_after_each_install == [1, 1]
     assert installed.command.name == "target-duckdb-intercom"
 
@@ -94,7 +104,9 @@ def test_meltano_invoke_lands_a_one_row_batch(installed: Installed, tmp_path: Pa
     assert py_query(installed.meltano.python("target-duckdb"), COUNT, str(db)) == 1
 
 
-def test_upstream_target_duckdb_080_still_loses_the_row(installed: Installed, tmp_path: Path) -> None:
+def test_upstream_target_duckdb_080_still_loses_the_row(
+    installed: Installed, tmp_path: Path
+) -> None:
     """Why the wrapper exists; once this lands the row, a fixed release is out: drop the wrapper."""
     upstream = installed.command.parent / "target-duckdb"
     assert load_one_row(installed.meltano, upstream, tmp_path / "upstream.duckdb") == 0

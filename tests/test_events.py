@@ -182,7 +182,9 @@ def test_second_run_reads_only_new_events_and_stops_at_the_bookmark(events_fake,
     third = run_tap(config(fake), state=second.state, select=[EVENTS])
     assert third.records(EVENTS) == []
     # (The only request is the harness's discovery of reporting datasets for the catalog.)
-    assert not [r for r in fake.log[calls_before:] if r.path != "/export/reporting_data/get_datasets"]
+    assert not [
+        r for r in fake.log[calls_before:] if r.path != "/export/reporting_data/get_datasets"
+    ]
     assert bookmark(third) == bookmark(second)
 
 

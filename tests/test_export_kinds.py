@@ -1,5 +1,8 @@
-"""Every statistic a real export holds, however Intercom sends it: 21 kinds plus unknown ones,
-encoded or chunked downloads, gateway 504s, both download_url forms, `job_identfier`."""
+"""Every statistic a real export holds, however Intercom sends it.
+
+Covers 21 kinds plus unknown ones, encoded or chunked downloads, gateway 504s, both download_url
+forms, `job_identfier`.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +32,10 @@ def expected(fake, kind: str, windows=WINDOWS) -> list[dict]:
 
 
 def creates(fake) -> list[tuple[int, int]]:
-    return [(r.body["created_at_after"], r.body["created_at_before"]) for r in fake.calls("POST", "/export/content/data")]
+    return [
+        (r.body["created_at_after"], r.body["created_at_before"])
+        for r in fake.calls("POST", "/export/content/data")
+    ]
 
 
 def assert_every_row_landed(fake, run, windows=WINDOWS) -> None:
@@ -55,16 +61,23 @@ def test_every_kind_lands_every_row_and_a_rerun_emits_none(make_fake, waits, cap
     bounce = run.records("message_soft_bounces")[0]
     assert bounce["soft_bounced_at"].endswith("+00:00") and bounce["export_job_id"] == "job0001"
     failure = run.records("message_tour_step_failures")[0]
-    assert failure["failed_selector"] == '#cta > button[data-x="1"]' and "," in failure["failure_url"]
+    assert (
+        failure["failed_selector"] == '#cta > button[data-x="1"]' and "," in failure["failure_url"]
+    )
     assert {r["reaction"] for r in run.records("message_reactions")} == {"😀", "👍"}
     receipts = {r["receipt_id"]: r for r in run.records("message_receipts")}
     fin = run.records("message_fin_steps_reached")[0]
     assert receipts[fin["receipt_id"]]["first_fin_step_reached"] is not None
     other = run.records("message_other_statistics")[0]
     assert other["kind"] == "spam_complaint" and other["receipt_id"] == other["data"]["receipt_id"]
-    assert other["file"].startswith("spam_complaint_") and other["export_window_start"] == "2023-10-25T00:00:00+00:00"
+    assert (
+        other["file"].startswith("spam_complaint_")
+        and other["export_window_start"] == "2023-10-25T00:00:00+00:00"
+    )
     jobs = run.records("message_export_jobs")
-    assert [j["rows"]["other_statistics"] for j in jobs] == [len(expected(fake, "spam_complaint", [w])) for w in WINDOWS]
+    assert [j["rows"]["other_statistics"] for j in jobs] == [
+        len(expected(fake, "spam_complaint", [w])) for w in WINDOWS
+    ]
     assert all(j["rows"]["fin_step_reached"] > 0 for j in jobs)
     # One warning per new kind, not one per job.
     assert caplog.text.count("kind 'spam_complaint'") == 1
@@ -92,7 +105,11 @@ def test_unknown_file_with_odd_header_and_repeated_rows_loses_nothing(make_fake,
     from tap_intercom_export.fake_intercom.exports import write_archive
 
     body = b"receipt_id,,x,x\nr1,a,b,c\nr1,a,b,c\nr2,a\nr3,a,b,c,spill\n"
-    fake = make_fake(archive_override=lambda job, path: write_archive(path, [("keyword_reply_20231025-000000.csv", body)], "zip"))
+    fake = make_fake(
+        archive_override=lambda _job, path: write_archive(
+            path, [("keyword_reply_20231025-000000.csv", body)], "zip"
+        )
+    )
     run = run_tap(export_config(fake, **ONE_WINDOW), select=["message_other_statistics"])
     rows = run.records("message_other_statistics")
     assert [r["data"] for r in rows] == [
@@ -102,7 +119,9 @@ def test_unknown_file_with_odd_header_and_repeated_rows_loses_nothing(make_fake,
         {"receipt_id": "r3", "column_2": "a", "x": "b", "x_2": "c", "column_5": "spill"},
     ]
     assert rows[1]["row_key"] == rows[0]["row_key"] + "-2"  # a repeat is a second occurrence
-    digest = hashlib.sha256(json.dumps(["keyword_reply", rows[0]["data"]], sort_keys=True).encode()).hexdigest()[:32]
+    digest = hashlib.sha256(
+        json.dumps(["keyword_reply", rows[0]["data"]], sort_keys=True).encode()
+    ).hexdigest()[:32]
     assert rows[0]["row_key"] == digest
 
 
@@ -126,19 +145,35 @@ def test_same_sync_whatever_the_transfer(make_fake, waits, options) -> None:
     assert_every_row_landed(fake, run)
     jobs = run.records("message_export_jobs")
     # download_bytes is the archive as written to disk (decoded), whatever went over the wire.
-    assert [j["download_bytes"] for j in jobs] == [fake.exports.jobs[j["job_identifier"]].archive.stat().st_size for j in jobs]
+    assert [j["download_bytes"] for j in jobs] == [
+        fake.exports.jobs[j["job_identifier"]].archive.stat().st_size for j in jobs
+    ]
     if options.get("download_url_form") == "messages":
-        assert len(fake.calls("GET", r"/download/messages/data/message-data-export\.job\d+\.[\w-]+\.csv")) == 3
+        assert (
+            len(
+                fake.calls(
+                    "GET", r"/download/messages/data/message-data-export\.job\d+\.[\w-]+\.csv"
+                )
+            )
+            == 3
+        )
         assert not fake.calls("GET", r"/download/content/data/.*")
     if options.get("content_encoding"):
-        assert all("gzip" in r.headers.get("accept-encoding", "") for r in fake.calls("GET", r"/download/.*"))
+        assert all(
+            "gzip" in r.headers.get("accept-encoding", "")
+            for r in fake.calls("GET", r"/download/.*")
+        )
 
 
 def test_api_version_spelling_job_identfier(make_fake, waits) -> None:
     fake = make_fake(version="2.10", invent_kind=True)
     assert fake.exports.job_key_for() == "job_identfier"
     run = run_tap(export_config(fake, intercom_version="2.10"))
-    assert [j["job_identifier"] for j in run.records("message_export_jobs")] == ["job0001", "job0002", "job0003"]
+    assert [j["job_identifier"] for j in run.records("message_export_jobs")] == [
+        "job0001",
+        "job0002",
+        "job0003",
+    ]
     assert_every_row_landed(fake, run)
 
 
@@ -153,7 +188,9 @@ def test_cut_short_encoded_download_is_fetched_again(make_fake, waits, chunked) 
 
 
 def test_gateway_504_while_polling_is_retried_on_the_same_job(make_fake, waits) -> None:
-    fake = make_fake(invent_kind=True, status_script=["pending", "in_progress", "in_progress", "completed"])
+    fake = make_fake(
+        invent_kind=True, status_script=["pending", "in_progress", "in_progress", "completed"]
+    )
     fake.inject("GET", r"/export/content/data/job0001", 504, body=GATEWAY_PAGE)
     run = run_tap(export_config(fake))
     assert len(creates(fake)) == 3  # one per window: the 504 did not create a second job

@@ -9,14 +9,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from tap_intercom_export.content.schemas import FILE_KINDS
 from tap_intercom_export.errors import ExportError
 from tap_intercom_export.timeutil import unix
-from tap_intercom_export.content.schemas import FILE_KINDS
 from tests.conftest import DAY, TOKEN, export_config, run_tap
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 START = unix("2023-10-25T00:00:00Z")
 END = unix("2023-11-14T00:00:00Z")
@@ -52,7 +55,9 @@ def test_full_sync_emits_every_row_once(make_fake, waits) -> None:
         assert len(records) == len(expected) > 0, spec.kind
         assert len(set(keys_of(spec.stream_name, records))) == len(records), spec.kind
     receipts = run.records("message_receipts")
-    assert [r["receipt_id"] for r in receipts] == [r["receipt_id"] for r in expected_rows(fake, "receipt")]
+    assert [r["receipt_id"] for r in receipts] == [
+        r["receipt_id"] for r in expected_rows(fake, "receipt")
+    ]
     # Receipts sit exactly on window bounds: the first and last second are both exported once.
     assert receipts[0]["received_at"] == "2023-10-25T00:00:00+00:00"
     assert receipts[-1]["received_at"] == "2023-11-13T23:00:00+00:00"
@@ -69,7 +74,15 @@ def test_full_sync_emits_every_row_once(make_fake, waits) -> None:
 
 def test_records_are_typed(make_fake, waits) -> None:
     fake = make_fake(start=START)  # receipt 0 is the first of the run
-    run = run_tap(export_config(fake, end_date="2023-10-26T00:00:00Z"), select=["message_receipts", "message_opens", "message_answers_combined", "message_overview"])
+    run = run_tap(
+        export_config(fake, end_date="2023-10-26T00:00:00Z"),
+        select=[
+            "message_receipts",
+            "message_opens",
+            "message_answers_combined",
+            "message_overview",
+        ],
+    )
     receipt = run.records("message_receipts")[0]
     assert receipt["received_at"] == "2023-10-25T00:00:00+00:00"  # unix seconds in the CSV
     assert receipt["first_click"] == "2023-10-25T00:02:00+00:00"  # "YYYY-MM-DD HH:MM:SS UTC"
@@ -103,7 +116,9 @@ def test_next_run_exports_only_the_new_window(make_fake, waits) -> None:
         (START + 14 * DAY, END - 1)
     ]
     receipts = first.records("message_receipts") + second.records("message_receipts")
-    assert [r["receipt_id"] for r in receipts] == [r["receipt_id"] for r in expected_rows(fake, "receipt")]
+    assert [r["receipt_id"] for r in receipts] == [
+        r["receipt_id"] for r in expected_rows(fake, "receipt")
+    ]
 
 
 def test_selecting_only_opens_exports_opens(make_fake, waits) -> None:
@@ -112,7 +127,9 @@ def test_selecting_only_opens_exports_opens(make_fake, waits) -> None:
     assert set(run.streams("message_")) == {"message_opens"}
     assert len(run.records("message_opens")) == len(expected_rows(fake, "open"))
     assert len(creates(fake)) == 3
-    assert "message_receipts" not in run.state["bookmarks"] or not run.state["bookmarks"]["message_receipts"].get("replication_key_value")
+    assert "message_receipts" not in run.state["bookmarks"] or not run.state["bookmarks"][
+        "message_receipts"
+    ].get("replication_key_value")
 
 
 @pytest.mark.parametrize("selected", [[], ["message_export_jobs"]])
@@ -126,7 +143,9 @@ def test_no_message_stream_selected_creates_no_job(make_fake, waits, selected) -
 def test_newly_selected_stream_backfills_without_duplicating_others(make_fake, waits) -> None:
     fake = make_fake()
     first = run_tap(export_config(fake), select=["message_opens"])
-    second = run_tap(export_config(fake), state=first.state, select=["message_opens", "message_clicks"])
+    second = run_tap(
+        export_config(fake), state=first.state, select=["message_opens", "message_clicks"]
+    )
     assert second.records("message_opens") == []
     assert len(second.records("message_clicks")) == len(expected_rows(fake, "click"))
 
@@ -153,7 +172,9 @@ def test_requests_carry_token_version_and_accept(make_fake, waits) -> None:
 
 def test_wrong_version_is_a_clear_error(make_fake, waits) -> None:
     fake = make_fake()
-    with pytest.raises(Exception, match="HTTP 400 to POST /export/content/data: intercom_version_invalid"):
+    with pytest.raises(
+        Exception, match="HTTP 400 to POST /export/content/data: intercom_version_invalid"
+    ):
         run_tap(export_config(fake, intercom_version="1.0"), select=["message_receipts"])
 
 
@@ -162,8 +183,11 @@ def test_no_data_window_counts_as_done(make_fake, waits) -> None:
     run = run_tap(export_config(fake))
     jobs = run.records("message_export_jobs")
     assert [j["status"] for j in jobs] == ["no_data", "completed", "completed"]
-    assert jobs[0]["rows"] == {**{kind: 0 for kind in FILE_KINDS}, "other_statistics": 0}
-    assert run.state["bookmarks"]["message_receipts"]["replication_key_value"] == "2023-11-14T00:00:00+00:00"
+    assert jobs[0]["rows"] == {**dict.fromkeys(FILE_KINDS, 0), "other_statistics": 0}
+    assert (
+        run.state["bookmarks"]["message_receipts"]["replication_key_value"]
+        == "2023-11-14T00:00:00+00:00"
+    )
 
 
 def test_unknown_status_names_job_and_status(make_fake, waits) -> None:
@@ -178,7 +202,9 @@ def test_polling_starts_fast_and_settles_on_the_interval(make_fake, waits) -> No
     assert waits[:8] == [1, 2, 4, 5, 5, 5, 5, 5]
 
 
-def test_temp_files_are_removed_even_when_the_sync_fails(make_fake, waits, monkeypatch, tmp_path) -> None:
+def test_temp_files_are_removed_even_when_the_sync_fails(
+    make_fake, waits, monkeypatch, tmp_path
+) -> None:
     fake = make_fake()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     run_tap(export_config(fake, end_date="2023-11-01T00:00:00Z"))
@@ -192,7 +218,8 @@ def test_temp_files_are_removed_even_when_the_sync_fails(make_fake, waits, monke
     def explode(self, row, lineage):
         calls["n"] += 1
         if calls["n"] == 50:
-            raise RuntimeError("target went away")
+            msg = "target went away"
+            raise RuntimeError(msg)
         return original(self, row, lineage)
 
     monkeypatch.setattr(schemas.RowTyper, "type_row", explode)
@@ -225,7 +252,8 @@ def _read_until_in_flight(proc: subprocess.Popen) -> dict:
             if job:
                 return msg["value"]
         assert time.monotonic() < deadline, "no in-flight state"
-    raise AssertionError("tap ended without an in-flight state")
+    msg = "tap ended without an in-flight state"
+    raise AssertionError(msg)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
@@ -247,7 +275,11 @@ def test_killed_while_polling_resumes_the_same_job(make_fake, waits, tmp_path, s
     for job in fake.exports.jobs.values():
         job.script, job.polls = ["pending", "completed"], 0
     run = run_tap(config, state=state)
-    assert [b["created_at_after"] for b in creates(fake)] == [WINDOWS[0][0], WINDOWS[1][0], WINDOWS[2][0]]
+    assert [b["created_at_after"] for b in creates(fake)] == [
+        WINDOWS[0][0],
+        WINDOWS[1][0],
+        WINDOWS[2][0],
+    ]
     jobs = run.records("message_export_jobs")
     assert jobs[0]["job_identifier"] == "job0001" and jobs[0]["resumed"] is True
     assert len(run.records("message_receipts")) == len(expected_rows(fake, "receipt"))
@@ -255,7 +287,10 @@ def test_killed_while_polling_resumes_the_same_job(make_fake, waits, tmp_path, s
 
 def test_lookback_re_exports_recent_windows_for_late_engagement(make_fake, waits) -> None:
     fake = make_fake()
-    first = run_tap(export_config(fake, end_date="2023-11-08T00:00:00Z"), select=["message_opens", "message_receipts"])
+    first = run_tap(
+        export_config(fake, end_date="2023-11-08T00:00:00Z"),
+        select=["message_opens", "message_receipts"],
+    )
     second = run_tap(
         export_config(fake, export_lookback_days=3, export_lookback_interval_hours=0),
         state=first.state,
@@ -270,9 +305,14 @@ def test_lookback_re_exports_recent_windows_for_late_engagement(make_fake, waits
     assert receipts[0]["received_at"] == "2023-11-05T00:00:00+00:00"
     assert len(receipts) == 9 * 24
     for stream in ("message_opens", "message_receipts"):
-        assert second.state["bookmarks"][stream]["replication_key_value"] == "2023-11-14T00:00:00+00:00"
+        assert (
+            second.state["bookmarks"][stream]["replication_key_value"]
+            == "2023-11-14T00:00:00+00:00"
+        )
     # A lookback window never moves a bookmark back, even in the STATEs written mid-run.
-    values = [s["bookmarks"]["message_receipts"].get("replication_key_value") for s in second.states]
+    values = [
+        s["bookmarks"]["message_receipts"].get("replication_key_value") for s in second.states
+    ]
     assert "2023-11-08T00:00:00+00:00" in values and min(v for v in values if v) >= "2023-11-05"
 
 
@@ -285,9 +325,17 @@ def test_unknown_file_kind_is_logged_and_kept(make_fake, waits, caplog) -> None:
 
     fake = make_fake(archive_override=with_new_kind)
     run = run_tap(
-        export_config(fake, end_date="2023-10-26T00:00:00Z"), select=["message_opens", "message_other_statistics"]
+        export_config(fake, end_date="2023-10-26T00:00:00Z"),
+        select=["message_opens", "message_other_statistics"],
     )
     assert [r["receipt_id"] for r in run.records("message_opens")] == ["r1"]
     [other] = run.records("message_other_statistics")
-    assert (other["kind"], other["receipt_id"], other["data"]) == ("hologram_view", "r1", {"receipt_id": "r1", "viewed_at": "1"})
-    assert "kind 'hologram_view' (hologram_view_20231025-000000.csv), which has no typed stream" in caplog.text
+    assert (other["kind"], other["receipt_id"], other["data"]) == (
+        "hologram_view",
+        "r1",
+        {"receipt_id": "r1", "viewed_at": "1"},
+    )
+    assert (
+        "kind 'hologram_view' (hologram_view_20231025-000000.csv), which has no typed stream"
+        in caplog.text
+    )

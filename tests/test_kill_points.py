@@ -15,11 +15,11 @@ from collections import Counter
 
 import pytest
 
-from tap_intercom_export.jobs.api import ExportClient
-from tap_intercom_export.timeutil import unix
-from tap_intercom_export.fake_intercom.exports import columns_of
 from tap_intercom_export.content.schemas import FILE_KINDS, RowTyper
+from tap_intercom_export.fake_intercom.exports import columns_of
+from tap_intercom_export.jobs.api import ExportClient
 from tap_intercom_export.tap import TapIntercomExport
+from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, export_config, export_streams, run_tap
 
 START = unix("2023-10-25T00:00:00Z")
@@ -35,10 +35,12 @@ class Chaos:
     """Counts interruption points and raises Killed at the chosen one."""
 
     def __init__(self) -> None:
+        """No point passed yet, none chosen."""
         self.n = 0
         self.kill_at: int | None = None
 
     def tick(self) -> None:
+        """Pass one interruption point; raise Killed if it is the chosen one."""
         self.n += 1
         if self.kill_at is not None and self.n == self.kill_at:
             raise Killed
@@ -95,12 +97,20 @@ def record_key(stream: str, record: dict) -> tuple:
 
 
 # Overlapped jobs (the default) at every seed; one job after another at a few.
-@pytest.mark.parametrize(("seed", "ahead"), [(s, 1) for s in range(SEEDS)] + [(s, 0) for s in range(10)])
+@pytest.mark.parametrize(
+    ("seed", "ahead"), [(s, 1) for s in range(SEEDS)] + [(s, 0) for s in range(10)]
+)
 def test_random_kills_never_lose_a_row(make_fake, chaos, seed, ahead) -> None:
     rng = random.Random(seed)
-    fake = make_fake(receipts_per_day=6, status_script=["pending", "pending", "in_progress", "completed"])
-    config = export_config(fake, end_date="2023-11-08T00:00:00Z", export_poll_interval_seconds=2,
-                           export_jobs_ahead=ahead)
+    fake = make_fake(
+        receipts_per_day=6, status_script=["pending", "pending", "in_progress", "completed"]
+    )
+    config = export_config(
+        fake,
+        end_date="2023-11-08T00:00:00Z",
+        export_poll_interval_seconds=2,
+        export_jobs_ahead=ahead,
+    )
     streams = export_streams()
     state = None
     confirmed: Counter = Counter()
@@ -112,7 +122,9 @@ def test_random_kills_never_lose_a_row(make_fake, chaos, seed, ahead) -> None:
         run = run_tap(config, state=state, select=streams, raise_errors=False)
         killed = isinstance(run.error, Killed)
         assert run.error is None or killed, run.error
-        last_state = max((i for i, m in enumerate(run.messages) if m["type"] == "STATE"), default=-1)
+        last_state = max(
+            (i for i, m in enumerate(run.messages) if m["type"] == "STATE"), default=-1
+        )
         for i, m in enumerate(run.messages):
             if m["type"] == "RECORD" and m["stream"] != "message_export_jobs":
                 key = record_key(m["stream"], m["record"])
@@ -137,4 +149,4 @@ def test_random_kills_never_lose_a_row(make_fake, chaos, seed, ahead) -> None:
     chaos.kill_at = None
     again = run_tap(config, state=state, select=streams)
     assert again.streams("message_") == {}
-    print(f"seed {seed}: {kills} kills, {duplicates} duplicate rows re-emitted")  # noqa: T201
+    print(f"seed {seed}: {kills} kills, {duplicates} duplicate rows re-emitted")

@@ -1,5 +1,7 @@
-"""Engagement that arrives after its window was exported, under both readings of Intercom's texts,
-and what the lookback costs on an hourly schedule."""
+"""Engagement that arrives after its window was exported, and what the lookback costs.
+
+Under both readings of Intercom's texts, on an hourly schedule.
+"""
 
 from __future__ import annotations
 
@@ -19,15 +21,20 @@ SELECT = ["message_opens", "message_receipts"]
 
 
 @pytest.fixture
-def wall(monkeypatch: pytest.MonkeyPatch, clock) -> dict[str, int]:  # noqa: ARG001 - clock makes waits instant
+def wall(monkeypatch: pytest.MonkeyPatch, clock) -> dict[str, int]:
     """The tap's wall clock (and the fake's "now" for engagement), moved by the test."""
     now = {"t": NOW}
-    monkeypatch.setattr(MessageExportJobsStream, "wall_clock", staticmethod(lambda: float(now["t"])))
+    monkeypatch.setattr(
+        MessageExportJobsStream, "wall_clock", staticmethod(lambda: float(now["t"]))
+    )
     return now
 
 
 def creates(fake) -> list[tuple[int, int]]:
-    return [(r.body["created_at_after"], r.body["created_at_before"]) for r in fake.calls("POST", "/export/content/data")]
+    return [
+        (r.body["created_at_after"], r.body["created_at_before"])
+        for r in fake.calls("POST", "/export/content/data")
+    ]
 
 
 def config(fake, **overrides) -> dict:
@@ -37,7 +44,9 @@ def config(fake, **overrides) -> dict:
 
 
 @pytest.mark.parametrize("reading", message_stats.READINGS)
-def test_lookback_captures_engagement_after_the_window_under_both_readings(make_fake, wall, caplog, reading) -> None:
+def test_lookback_captures_engagement_after_the_window_under_both_readings(
+    make_fake, wall, caplog, reading
+) -> None:
     caplog.set_level(logging.INFO)
     fake = make_fake(start=NOW - 10 * DAY, end=NOW + 3 * DAY, engagement_delay=2 * DAY,
                      first_reading=reading, now=lambda: wall["t"])  # fmt: skip
@@ -51,20 +60,32 @@ def test_lookback_captures_engagement_after_the_window_under_both_readings(make_
     runs.append(run_tap(config(fake, export_window_days=1), state=runs[-1].state, select=SELECT))
     assert creates(fake)[5:] == [(NOW, NOW + HOUR - 1)]
 
-    wall["t"] = NOW + 25 * HOUR  # a day after the last lookback: one job from the lookback start to now
+    wall["t"] = (
+        NOW + 25 * HOUR
+    )  # a day after the last lookback: one job from the lookback start to now
     runs.append(run_tap(config(fake, export_window_days=1), state=runs[-1].state, select=SELECT))
     assert creates(fake)[6:] == [(NOW - 5 * DAY, NOW + 25 * HOUR - 1)]
     assert "Lookback: re-exporting messages sent from 2023-11-09T00:00:00+00:00" in caplog.text
 
-    opens = {(r["receipt_id"], r["opened_at"]) for run in runs for r in run.records("message_opens")}
-    everything = fake.exports.dataset.rows("open", NOW - 5 * DAY, NOW + 25 * HOUR - 1, until=NOW + 25 * HOUR - 1)
+    opens = {
+        (r["receipt_id"], r["opened_at"]) for run in runs for r in run.records("message_opens")
+    }
+    everything = fake.exports.dataset.rows(
+        "open", NOW - 5 * DAY, NOW + 25 * HOUR - 1, until=NOW + 25 * HOUR - 1
+    )
     assert len(opens) == len(everything) > 0
     # What the first run could not have: opens after the end of the window their message was
     # sent in, which only a requested range reaching past them holds under the reference's reading.
     first_window = {r["receipt_id"] for r in runs[0].records("message_receipts")}
-    late = [r for r in runs[2].records("message_opens") if r["receipt_id"] in first_window and r["opened_at"] >= iso(NOW)]
+    late = [
+        r
+        for r in runs[2].records("message_opens")
+        if r["receipt_id"] in first_window and r["opened_at"] >= iso(NOW)
+    ]
     assert late
-    receipts = {r["receipt_id"]: r for run in runs for r in run.records("message_receipts")}  # upserted: last wins
+    receipts = {
+        r["receipt_id"]: r for run in runs for r in run.records("message_receipts")
+    }  # upserted: last wins
     assert {rid for rid, r in receipts.items() if r["first_open"]} == {rid for rid, _ in opens}
     final = runs[2].state["bookmarks"]
     assert final["message_export_jobs"]["last_lookback_at"] == iso(NOW + 25 * HOUR)
@@ -74,12 +95,22 @@ def test_lookback_captures_engagement_after_the_window_under_both_readings(make_
 
 def test_lookback_interval_zero_re_reads_on_every_run_and_days_zero_never(make_fake, wall) -> None:
     fake = make_fake(start=NOW - 10 * DAY, end=NOW + 3 * DAY)
-    first = run_tap(config(fake, export_lookback_days=3, export_lookback_interval_hours=0), select=SELECT)
+    first = run_tap(
+        config(fake, export_lookback_days=3, export_lookback_interval_hours=0), select=SELECT
+    )
     wall["t"] = NOW + HOUR
-    run_tap(config(fake, export_lookback_days=3, export_lookback_interval_hours=0), state=first.state, select=SELECT)
+    run_tap(
+        config(fake, export_lookback_days=3, export_lookback_interval_hours=0),
+        state=first.state,
+        select=SELECT,
+    )
     assert creates(fake)[1:] == [(NOW - 3 * DAY, NOW + HOUR - 1)]
     wall["t"] = NOW + 30 * DAY
-    run_tap(config(fake, export_lookback_days=0, export_window_days=60), state=first.state, select=SELECT)
+    run_tap(
+        config(fake, export_lookback_days=0, export_window_days=60),
+        state=first.state,
+        select=SELECT,
+    )
     assert creates(fake)[2:] == [(NOW, NOW + 30 * DAY - 1)]
 
 
@@ -96,7 +127,9 @@ def test_lookback_after_a_long_gap_plans_windows_then_one_reaching_the_end() -> 
     assert not lookback.is_due(state, NOW + DAY - 1, has_bookmarks=True)
     assert lookback.is_due(state, NOW + DAY, has_bookmarks=True)
     assert not lookback.is_due({}, NOW, has_bookmarks=True)  # the interval starts now
-    assert not lookback.is_due(state, NOW + DAY, has_bookmarks=False)  # a first sync exports all anyway
+    assert not lookback.is_due(
+        state, NOW + DAY, has_bookmarks=False
+    )  # a first sync exports all anyway
 
 
 def test_cost_of_the_default_on_an_hourly_schedule(make_fake, wall) -> None:

@@ -14,17 +14,22 @@ import json
 import subprocess
 import typing as t
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-from tap_intercom_export.timeutil import unix
-from tap_intercom_export.fake_intercom import FakeIntercom, build
 from tap_intercom_export.content.schemas import FILE_KINDS
+from tap_intercom_export.fake_intercom import FakeIntercom, build
 from tap_intercom_export.fake_intercom.message_stats import INVENTED_KIND
 from tap_intercom_export.tap import TapIntercomExport
+from tap_intercom_export.timeutil import unix
 from tests.meltano_harness import REPO, Meltano, meltano_for, py_query
-from tests.pg_server import Postgres, postgres  # noqa: F401  (postgres: the server fixture)
+from tests.pg_server import postgres  # noqa: F401  (postgres: the server fixture)
+
+if t.TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.pg_server import Postgres
+
 DAY = 86400
 TOKEN = "e2e-token"
 START = "2023-10-25T00:00:00Z"
@@ -79,11 +84,21 @@ class Pipeline:
             "TAP_INTERCOM_EXPORT__SELECT": json.dumps(self.select),
             **self.env,
         }
-        return self.meltano("run", *extra, "tap-intercom-export", self.loader, db=self.workdir / "meltano.db", env=env)
+        return self.meltano(
+            "run",
+            *extra,
+            "tap-intercom-export",
+            self.loader,
+            db=self.workdir / "meltano.db",
+            env=env,
+        )
 
     def export_jobs(self) -> list[tuple[int, int]]:
         """(created_at_after, created_at_before) of every export job the fake was asked for."""
-        return [(r.body["created_at_after"], r.body["created_at_before"]) for r in self.fake.calls("POST", "/export/content/data")]
+        return [
+            (r.body["created_at_after"], r.body["created_at_before"])
+            for r in self.fake.calls("POST", "/export/content/data")
+        ]
 
 
 def expected_counts(fake: FakeIntercom, windows: list[tuple[str, str]]) -> dict[str, int]:
@@ -136,11 +151,16 @@ def duck(meltano: Meltano, fake: FakeIntercom, tmp_path: Path) -> Pipeline:
         fake,
         "target-duckdb",
         tmp_path,
-        env={"TARGET_DUCKDB_FILEPATH": str(tmp_path / "warehouse.duckdb"), "TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA": "intercom"},
+        env={
+            "TARGET_DUCKDB_FILEPATH": str(tmp_path / "warehouse.duckdb"),
+            "TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA": "intercom",
+        },
     )
 
 
-def test_duckdb_lands_every_row_typed_and_state_adds_only_new_rows(duck: Pipeline, tmp_path: Path) -> None:
+def test_duckdb_lands_every_row_typed_and_state_adds_only_new_rows(
+    duck: Pipeline, tmp_path: Path
+) -> None:
     db = tmp_path / "warehouse.duckdb"
     duck.run(FIRST_END)
     first = expected_counts(duck.fake, [(START, FIRST_END)])
@@ -148,11 +168,17 @@ def test_duckdb_lands_every_row_typed_and_state_adds_only_new_rows(duck: Pipelin
     assert got["counts"] == first
     # Every stream of the window lands every row, the first one of each batch included.
     assert all(n > 0 for n in first.values())
-    assert got["receipts"] == [first["message_receipts"], "2023-10-25 00:00:00", "2023-10-31 23:00:00"]
+    assert got["receipts"] == [
+        first["message_receipts"],
+        "2023-10-25 00:00:00",
+        "2023-10-31 23:00:00",
+    ]
     receipts = got["columns"]["message_receipts"]
     assert receipts["received_at"] == receipts["first_open"] == "TIMESTAMP"
     assert got["columns"]["message_export_jobs"]["window_start"] == "TIMESTAMP"
-    assert got["columns"]["message_overview"]["receipt_total"] == "HUGEINT"  # target-duckdb maps integer so
+    assert (
+        got["columns"]["message_overview"]["receipt_total"] == "HUGEINT"
+    )  # target-duckdb maps integer so
 
     # Same end date: Meltano's state says everything is there, so no export job and no rows.
     duck.run(FIRST_END)
@@ -195,13 +221,23 @@ def test_stream_map_and_flattening_through_meltano_run(duck: Pipeline, tmp_path:
         "SELECT files FROM intercom.message_export_jobs",
     )
     counts = expected_counts(duck.fake, [(START, FIRST_END)])
-    assert got["counts"] == {k: counts[k] for k in ("message_export_jobs", "message_receipts", "message_answers_combined")}
+    assert got["counts"] == {
+        k: counts[k]
+        for k in ("message_export_jobs", "message_receipts", "message_answers_combined")
+    }
 
     receipts = got["columns"]["message_receipts"]
     assert "name" not in receipts and "email" in receipts
     served = duck.fake.exports.dataset.rows("receipt", unix(START), unix(FIRST_END) - 1)
     hashed = sorted([r["receipt_id"], hashlib.md5(r["email"].encode()).hexdigest()] for r in served)  # noqa: S324
-    assert sorted(got["extra"]["SELECT receipt_id, email FROM intercom.message_receipts ORDER BY receipt_id"]) == hashed
+    assert (
+        sorted(
+            got["extra"][
+                "SELECT receipt_id, email FROM intercom.message_receipts ORDER BY receipt_id"
+            ]
+        )
+        == hashed
+    )
 
     # Flattening turns the nested values into JSON text columns the warehouse can parse.
     (answers,) = got["extra"]["SELECT extra_columns FROM intercom.message_answers_combined LIMIT 1"]
@@ -237,7 +273,10 @@ print(json.dumps({"counts": counts, "columns": cols, "receipts": list(cur.fetcho
 
 
 def test_postgres_lands_every_row_typed_and_state_adds_only_new_rows(
-    meltano: Meltano, fake: FakeIntercom, postgres: Postgres, tmp_path: Path
+    meltano: Meltano,
+    fake: FakeIntercom,
+    postgres: Postgres,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
 ) -> None:
     pipe = Pipeline(
         meltano,
@@ -255,13 +294,23 @@ def test_postgres_lands_every_row_typed_and_state_adds_only_new_rows(
     )
 
     def summary() -> dict:
-        return py_query(meltano.python("target-postgres"), PG_SUMMARY, str(postgres.port), postgres.password, "intercom")
+        return py_query(
+            meltano.python("target-postgres"),
+            PG_SUMMARY,
+            str(postgres.port),
+            postgres.password,
+            "intercom",
+        )
 
     pipe.run(FIRST_END)
     first = expected_counts(fake, [(START, FIRST_END)])
     got = summary()
     assert got["counts"] == first
-    assert got["receipts"] == [first["message_receipts"], "2023-10-25 00:00:00", "2023-10-31 23:00:00"]
+    assert got["receipts"] == [
+        first["message_receipts"],
+        "2023-10-25 00:00:00",
+        "2023-10-31 23:00:00",
+    ]
     receipts = got["columns"]["message_receipts"]
     assert receipts["received_at"] == receipts["first_open"] == "timestamp without time zone"
     assert got["columns"]["message_export_jobs"]["window_start"] == "timestamp without time zone"
@@ -282,10 +331,18 @@ def test_postgres_lands_every_row_typed_and_state_adds_only_new_rows(
 # -- JSONL and the demo -----------------------------------------------------------------------
 
 
-def test_jsonl_writes_one_line_per_record(meltano: Meltano, fake: FakeIntercom, tmp_path: Path) -> None:
+def test_jsonl_writes_one_line_per_record(
+    meltano: Meltano, fake: FakeIntercom, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    pipe = Pipeline(meltano, fake, "target-jsonl", tmp_path, env={"TARGET_JSONL_DESTINATION_PATH": str(out), "TARGET_JSONL_DO_TIMESTAMP_FILE": "false"})
+    pipe = Pipeline(
+        meltano,
+        fake,
+        "target-jsonl",
+        tmp_path,
+        env={"TARGET_JSONL_DESTINATION_PATH": str(out), "TARGET_JSONL_DO_TIMESTAMP_FILE": "false"},
+    )
     pipe.run(FIRST_END)
     landed = {p.stem: len(p.read_text().splitlines()) for p in out.glob("*.jsonl")}
     assert landed == expected_counts(fake, [(START, FIRST_END)])
@@ -302,16 +359,30 @@ def test_demo_script_lands_every_emitted_row_twice_in_a_row(tmp_path: Path) -> N
         "DEMO_DB": str(tmp_path / "demo.duckdb"),
     }
     env.pop("MELTANO_ENVIRONMENT")
-    streams = {e["tap_stream_id"] for e in TapIntercomExport(config={"access_token": TOKEN}).catalog_dict["streams"]}
+    streams = {
+        e["tap_stream_id"]
+        for e in TapIntercomExport(config={"access_token": TOKEN}).catalog_dict["streams"]
+    }
     assert set(EXPORT_STREAMS) <= streams
     for _ in range(2):
         proc = subprocess.run(
-            ["bash", str(REPO / "scripts" / "demo.sh")], env=env, capture_output=True, text=True, timeout=600, check=False
+            ["bash", str(REPO / "scripts" / "demo.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("  intercom.")}
+        rows = {
+            line.split()[0]: line.split()[1:]
+            for line in proc.stdout.splitlines()
+            if line.startswith("  intercom.")
+        }
         # The demo selects message_* and contact_*: every such stream of the tap lands a table.
-        assert set(rows) == {f"intercom.{s}" for s in streams if s.startswith(("message_", "contact_"))}
+        assert set(rows) == {
+            f"intercom.{s}" for s in streams if s.startswith(("message_", "contact_"))
+        }
         # Landed = emitted (the tap's record_count metrics), for every table, and none is empty.
         assert all(landed == emitted and int(landed) > 0 for landed, emitted in rows.values()), rows
         assert f"landed = emitted for all {len(rows)} tables" in proc.stdout
@@ -322,13 +393,18 @@ def test_demo_script_lands_every_emitted_row_twice_in_a_row(tmp_path: Path) -> N
 
 # -- Reporting data export --------------------------------------------------------------------
 
-REPORTING_ENV = {"TAP_INTERCOM_EXPORT_REPORTING_WINDOW_DAYS": "7", "TAP_INTERCOM_EXPORT_REPORTING_LOOKBACK_DAYS": "0"}
+REPORTING_ENV = {
+    "TAP_INTERCOM_EXPORT_REPORTING_WINDOW_DAYS": "7",
+    "TAP_INTERCOM_EXPORT_REPORTING_LOOKBACK_DAYS": "0",
+}
 REPORTING_QUERY = 'SELECT count(DISTINCT conversation_id), count(*), count("Brand_2") FROM intercom.reporting_conversation'
 
 
 def reporting_expected(fake: FakeIntercom, end: str) -> list[int]:
     """Distinct conversations the fake serves from START to `end` (bound rows come twice, upserted)."""
-    ids = {r["conversation_id"] for r in fake.reporting.rows("conversation", unix(START), unix(end))}
+    ids = {
+        r["conversation_id"] for r in fake.reporting.rows("conversation", unix(START), unix(end))
+    }
     return [len(ids), len(ids)]
 
 
@@ -354,11 +430,19 @@ def test_reporting_stream_into_duckdb(duck: Pipeline, tmp_path: Path) -> None:
     assert summary["row"][2] > 0
     assert summary["columns"]["conversation_started_at"] == "TIMESTAMP"
     assert "account tier" in summary["columns"]  # target-duckdb lowercases column names
-    enqueued = [(r.body["start_time"], r.body["end_time"]) for r in duck.fake.calls("POST", "/export/reporting_data/enqueue")]
+    enqueued = [
+        (r.body["start_time"], r.body["end_time"])
+        for r in duck.fake.calls("POST", "/export/reporting_data/enqueue")
+    ]
     assert enqueued == [(unix(START), unix(FIRST_END)), (unix(FIRST_END), unix(LATER_END))]
 
 
-def test_reporting_stream_into_postgres(meltano: Meltano, fake: FakeIntercom, postgres: Postgres, tmp_path: Path) -> None:
+def test_reporting_stream_into_postgres(
+    meltano: Meltano,
+    fake: FakeIntercom,
+    postgres: Postgres,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
     pipe = Pipeline(
         meltano,
         fake,
@@ -403,7 +487,10 @@ def test_reporting_stream_into_postgres(meltano: Meltano, fake: FakeIntercom, po
 
 
 def test_postgres_with_batch_lands_the_same_rows_and_types(
-    meltano: Meltano, fake: FakeIntercom, postgres: Postgres, tmp_path: Path
+    meltano: Meltano,
+    fake: FakeIntercom,
+    postgres: Postgres,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
 ) -> None:
     """batch_config on: the message_* streams go as BATCH files, the result is the RECORD one."""
     files = tmp_path / "batches"
@@ -429,7 +516,13 @@ def test_postgres_with_batch_lands_the_same_rows_and_types(
     )
 
     def summary() -> dict:
-        return py_query(meltano.python("target-postgres"), PG_SUMMARY, str(postgres.port), postgres.password, "intercom_batch")
+        return py_query(
+            meltano.python("target-postgres"),
+            PG_SUMMARY,
+            str(postgres.port),
+            postgres.password,
+            "intercom_batch",
+        )
 
     pipe.run(FIRST_END)
     # 168 receipts in 50-row files: the rows really went through batch files.
@@ -437,7 +530,11 @@ def test_postgres_with_batch_lands_the_same_rows_and_types(
     first = expected_counts(fake, [(START, FIRST_END)])
     got = summary()
     assert got["counts"] == first
-    assert got["receipts"] == [first["message_receipts"], "2023-10-25 00:00:00", "2023-10-31 23:00:00"]
+    assert got["receipts"] == [
+        first["message_receipts"],
+        "2023-10-25 00:00:00",
+        "2023-10-31 23:00:00",
+    ]
     receipts = got["columns"]["message_receipts"]
     assert receipts["received_at"] == receipts["first_open"] == "timestamp without time zone"
     assert got["columns"]["message_export_jobs"]["window_start"] == "timestamp without time zone"

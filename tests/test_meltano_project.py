@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = yaml.safe_load((REPO / "meltano.yml").read_text())
 
@@ -40,10 +39,20 @@ def about() -> dict:
 def test_extractor_definition_matches_the_package() -> None:
     tap = plugin("extractors", "tap-intercom-export")
     assert tap["capabilities"] == about()["capabilities"]
-    assert {"catalog", "discover", "state", "about", "stream-maps", "schema-flattening", "batch"} <= set(tap["capabilities"])
+    assert {
+        "catalog",
+        "discover",
+        "state",
+        "about",
+        "stream-maps",
+        "schema-flattening",
+        "batch",
+    } <= set(tap["capabilities"])
     assert tap["namespace"] == "tap_intercom_export"
     assert tap["pip_url"] == "-e ."
-    scripts = re.search(r"\[project\.scripts\]\n(.*?)\n\n", (REPO / "pyproject.toml").read_text(), re.S)
+    scripts = re.search(
+        r"\[project\.scripts\]\n(.*?)\n\n", (REPO / "pyproject.toml").read_text(), re.DOTALL
+    )
     assert scripts and f"{tap['executable']} =" in scripts.group(1)
     assert tap["settings_group_validation"] == [[n for n, s in about()["settings"]["properties"].items()
                                                  if n in about()["settings"].get("required", [])]]  # fmt: skip
@@ -60,13 +69,15 @@ def test_loaders_are_pinned_to_the_tested_versions() -> None:
     # The wrapper's command has a name of its own (upstream's `target-duckdb` shares its bin/),
     # and that is the command Meltano runs.
     assert 'target-duckdb-intercom = "target_duckdb_fixed:main"' in wrapper
-    assert not re.search(r'^target-duckdb\s*=', wrapper, re.M)
+    assert not re.search(r"^target-duckdb\s*=", wrapper, re.MULTILINE)
     assert duck["executable"] == "target-duckdb-intercom"
 
 
 def test_demo_environment_needs_only_the_api_url() -> None:
     demo = next(e for e in PROJECT["environments"] if e["name"] == "demo")
-    tap = next(p for p in demo["config"]["plugins"]["extractors"] if p["name"] == "tap-intercom-export")
+    tap = next(
+        p for p in demo["config"]["plugins"]["extractors"] if p["name"] == "tap-intercom-export"
+    )
     assert tap["config"]["access_token"] == "demo-token"
     assert "demo-token" in (REPO / "scripts" / "demo.sh").read_text()
 
@@ -87,12 +98,19 @@ def fixed() -> object:
 
 def test_fix_adds_header_false_to_target_duckdb_080_copy(fixed) -> None:
     # The statement as target_duckdb/db_sync.py 0.8.0 builds it.
-    upstream = "COPY {} FROM '{}' WITH (new_line '\\r\\n')".format("tmp_s", "/t/tmp_s.csv")  # noqa: UP032
-    assert fixed.fix_copy(upstream) == "COPY tmp_s FROM '/t/tmp_s.csv' WITH (header false, new_line '\\r\\n')"
+    upstream = "COPY {} FROM '{}' WITH (new_line '\\r\\n')".format("tmp_s", "/t/tmp_s.csv")
+    assert (
+        fixed.fix_copy(upstream)
+        == "COPY tmp_s FROM '/t/tmp_s.csv' WITH (header false, new_line '\\r\\n')"
+    )
 
 
 def test_fix_leaves_other_statements_and_a_fixed_upstream_alone(fixed) -> None:
-    for sql in ["SELECT 1", "CREATE TABLE t (a int)", "COPY t FROM 'f' WITH (HEADER 0, new_line '\\r\\n')"]:
+    for sql in [
+        "SELECT 1",
+        "CREATE TABLE t (a int)",
+        "COPY t FROM 'f' WITH (HEADER 0, new_line '\\r\\n')",
+    ]:
         assert fixed.fix_copy(sql) == sql
 
 

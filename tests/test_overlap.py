@@ -1,6 +1,9 @@
-"""Overlapped export jobs (export_jobs_ahead=1): the next window's job is created as soon as a
+"""Overlapped export jobs (export_jobs_ahead=1) give what one job after another gives.
+
+The next window's job is created as soon as a
 window is downloaded, and everything else (records, STATE, resume, Ctrl-C, lookback, splits,
-the row cap) is what one job after another gives."""
+the row cap) is what one job after another gives.
+"""
 
 from __future__ import annotations
 
@@ -61,7 +64,9 @@ def test_next_job_is_created_before_the_window_is_emitted(make_fake, clock) -> N
     assert first["message_receipts"].get("replication_key_value") in (None, "2023-10-25T00:00:00+00:00")
     # Job 2 was created right after job 1's download, before window 1's first record.
     log = [(r.method, r.path) for r in fake.log]
-    assert log.index(("POST", "/export/content/data"), 1) < log.index(("GET", "/export/content/data/job0002"))
+    assert log.index(("POST", "/export/content/data"), 1) < log.index(
+        ("GET", "/export/content/data/job0002")
+    )
     receipts = run.records("message_receipts")
     assert len(receipts) == 20 * 24
     end = run.state["bookmarks"]["message_export_jobs"]
@@ -69,7 +74,7 @@ def test_next_job_is_created_before_the_window_is_emitted(make_fake, clock) -> N
 
 
 def test_same_records_and_state_as_one_after_another(make_fake, clock) -> None:
-    (_, seq), (_, ovl) = both_ways(make_fake, lambda fake, cfg: run_tap(cfg))
+    (_, seq), (_, ovl) = both_ways(make_fake, lambda _fake, cfg: run_tap(cfg))
     assert comparable(seq) == comparable(ovl)
     assert seq.positions == ovl.positions
 
@@ -90,8 +95,8 @@ def test_lookback_with_overlap(make_fake, clock) -> None:
 
 
 def test_row_cap_splits_with_overlap(make_fake, clock) -> None:
-    (f0, seq), (f1, ovl) = both_ways(
-        make_fake, lambda fake, cfg: run_tap(cfg), {"row_limit": 50}, export_row_limit=50,
+    (_f0, seq), (_f1, ovl) = both_ways(
+        make_fake, lambda _fake, cfg: run_tap(cfg), {"row_limit": 50}, export_row_limit=50,
         end_date="2023-11-08T00:00:00Z",
     )  # fmt: skip
     assert comparable(seq) == comparable(ovl)
@@ -145,7 +150,9 @@ def test_stale_ahead_job_is_canceled_when_it_blocks(make_fake, clock) -> None:
     assert len(run.records("message_receipts")) == 7 * 24
 
 
-def test_someone_elses_pending_job_only_skips_the_ahead_create(make_fake, clock, monkeypatch) -> None:
+def test_someone_elses_pending_job_only_skips_the_ahead_create(
+    make_fake, clock, monkeypatch
+) -> None:
     fake = make_fake()
     other = FakeJob("someone-else", 0, 10, ["pending"])
     from tap_intercom_export.content import streams
@@ -165,12 +172,20 @@ def test_someone_elses_pending_job_only_skips_the_ahead_create(make_fake, clock,
             other.status = "completed"
 
     monkeypatch.setattr(streams.MessageExportJobsStream, "_remember_job", someone_else_starts_a_job)
-    monkeypatch.setattr(streams.MessageExportJobsStream, "sleep", staticmethod(sleep_and_finish_other))
+    monkeypatch.setattr(
+        streams.MessageExportJobsStream, "sleep", staticmethod(sleep_and_finish_other)
+    )
     run = run_tap(export_config(fake, end_date="2023-11-08T00:00:00Z"))
-    assert [j["job_identifier"] for j in run.records("message_export_jobs")] == ["job0001", "job0002"]
+    assert [j["job_identifier"] for j in run.records("message_export_jobs")] == [
+        "job0001",
+        "job0002",
+    ]
     assert fake.calls("POST", "/export/content/data")[1].body["created_at_after"] == START + 7 * DAY
     assert len(run.records("message_receipts")) == 14 * 24
-    assert run.state["bookmarks"]["message_receipts"]["replication_key_value"] == "2023-11-08T00:00:00+00:00"
+    assert (
+        run.state["bookmarks"]["message_receipts"]["replication_key_value"]
+        == "2023-11-08T00:00:00+00:00"
+    )
 
 
 def test_ctrl_c_while_emitting_cancels_the_job_created_ahead(make_fake, clock, monkeypatch) -> None:
@@ -227,11 +242,16 @@ def test_a_failed_create_ahead_is_retried_in_turn(make_fake, clock, monkeypatch)
 
     def refuse_the_next_create(self, window, job) -> None:
         if job.job_id == "job0001":
-            fake.inject("POST", r"/export/content/data", 400, body=error_body("server_error", "try later"))
+            fake.inject(
+                "POST", r"/export/content/data", 400, body=error_body("server_error", "try later")
+            )
         remember(self, window, job)
 
     monkeypatch.setattr(streams.MessageExportJobsStream, "_remember_job", refuse_the_next_create)
     run = run_tap(export_config(fake, end_date="2023-11-08T00:00:00Z"))
-    assert [j["job_identifier"] for j in run.records("message_export_jobs")] == ["job0001", "job0002"]
+    assert [j["job_identifier"] for j in run.records("message_export_jobs")] == [
+        "job0001",
+        "job0002",
+    ]
     assert len(fake.calls("POST", "/export/content/data")) == 3
     assert len(run.records("message_receipts")) == 14 * 24

@@ -16,7 +16,14 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage, StateMessage
 from singer_sdk.streams.core import Stream
 
-from tap_intercom_export.content.schemas import CONVERTERS, EXTRA_COLUMNS, FILE_KINDS, RowTyper, column_type, to_datetime
+from tap_intercom_export.content.schemas import (
+    CONVERTERS,
+    EXTRA_COLUMNS,
+    FILE_KINDS,
+    RowTyper,
+    column_type,
+    to_datetime,
+)
 from tap_intercom_export.content.streams import MessageStatStream
 from tap_intercom_export.writer import BufferedMsgSpecWriter
 from tests.conftest import export_config, run_tap, selection_catalog
@@ -58,7 +65,10 @@ def test_timestamp_fast_paths_match_the_general_parser() -> None:
               "2023-11-14T00:00+01 UTC", "2023-11-14 00:00:00.5 UTC", "1699920000.5"]  # fmt: skip
     for _ in range(3000):
         ts = rng.randrange(0, 253402300799)
-        values += [str(ts), datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")]
+        values += [
+            str(ts),
+            datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        ]
     for value in values:
         assert outcome(to_datetime, value) == outcome(reference_to_datetime, value), value
 
@@ -99,10 +109,14 @@ def random_value(rng: random.Random, name: str) -> str:
         return rng.choice(["n/a", "-", "2023-13-01 00:00:00 UTC", "1e999", "12.5", "7%"])
     if kind == "date-time":
         ts = rng.randrange(1_600_000_000, 1_800_000_000)
-        return str(ts) if rng.random() < 0.5 else datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return (
+            str(ts)
+            if rng.random() < 0.5
+            else datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        )
     if kind in ("integer", "number"):
         return str(rng.randrange(0, 10_000))
-    return rng.choice(["x", "Smith, \"Jo\"\nJr", "0", "  spaced  "])
+    return rng.choice(["x", 'Smith, "Jo"\nJr', "0", "  spaced  "])
 
 
 @pytest.mark.parametrize("kind", sorted(FILE_KINDS))
@@ -113,7 +127,7 @@ def test_row_typing_matches_the_reference(kind: str) -> None:
     shuffled = rng.sample(cols, len(cols))
     headers = [
         cols,  # as Intercom writes it
-        shuffled[: max(1, len(cols) - 2)] + ["Survey question?"],  # reordered, missing, unknown
+        [*shuffled[: max(1, len(cols) - 2)], "Survey question?"],  # reordered, missing, unknown
         ["Survey question?", *cols, cols[0]],  # unknown first, a repeated column
     ]
     for header in headers:
@@ -122,7 +136,10 @@ def test_row_typing_matches_the_reference(kind: str) -> None:
             row = [random_value(rng, name) for name in header]
             if n % 50 == 0:  # ragged rows, both ways
                 row = row[:-1] if n % 100 == 0 else [*row, "spill"]
-            assert typer.type_row(list(row), LINEAGE) == reference_type_row(spec, header, row), (header, row)
+            assert typer.type_row(list(row), LINEAGE) == reference_type_row(spec, header, row), (
+                header,
+                row,
+            )
 
 
 def test_deselected_properties_are_not_emitted(make_fake, waits) -> None:
@@ -141,8 +158,10 @@ def test_deselected_properties_are_not_emitted(make_fake, waits) -> None:
         if entry["tap_stream_id"] == "message_answers_combined":
             # A nested deselection goes through the SDK's own record walk.
             entry["metadata"].append(
-                {"breadcrumb": ["properties", "extra_columns", "properties", question],
-                 "metadata": {"selected": False}}  # fmt: skip
+                {
+                    "breadcrumb": ["properties", "extra_columns", "properties", question],
+                    "metadata": {"selected": False},
+                }
             )
     run = run_tap(config, catalog=catalog)
     receipts = run.records("message_receipts")
@@ -152,7 +171,9 @@ def test_deselected_properties_are_not_emitted(make_fake, waits) -> None:
     assert answers
     for record in answers:
         assert question not in (record["extra_columns"] or {})
-        assert record["extra_columns"]["What's the main reason for your score?"] == 'Great, "really"'
+        assert (
+            record["extra_columns"]["What's the main reason for your score?"] == 'Great, "really"'
+        )
 
 
 def test_records_and_states_match_the_sdk_record_path(make_fake, waits, monkeypatch) -> None:
@@ -160,8 +181,12 @@ def test_records_and_states_match_the_sdk_record_path(make_fake, waits, monkeypa
     config = export_config(fake)
     fast = run_tap(config)
     monkeypatch.setattr(MessageStatStream, "TYPE_CONFORMANCE_LEVEL", TypeConformanceLevel.RECURSIVE)
-    monkeypatch.setattr(MessageStatStream, "_generate_record_messages", Stream._generate_record_messages)
-    monkeypatch.setattr(MessageStatStream, "_increment_stream_state", Stream._increment_stream_state)
+    monkeypatch.setattr(
+        MessageStatStream, "_generate_record_messages", Stream._generate_record_messages
+    )
+    monkeypatch.setattr(
+        MessageStatStream, "_increment_stream_state", Stream._increment_stream_state
+    )
     sdk = run_tap(config)
     stat_streams = [spec.stream_name for spec in FILE_KINDS.values()]
 
@@ -216,8 +241,15 @@ def test_bench_archive_syncs_every_row(make_fake, waits, tmp_path) -> None:
 
 def test_bench_smoke_run_reports_ratios() -> None:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench_export.py"), "--rows", "20000",
-         "--small-rows", "2000", "--json"],  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_export.py"),
+            "--rows",
+            "20000",
+            "--small-rows",
+            "2000",
+            "--json",
+        ],
         check=True,
         capture_output=True,
         text=True,

@@ -12,8 +12,7 @@ import functools
 import importlib.util
 import json
 import re
-from pathlib import Path
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -21,6 +20,10 @@ from tap_intercom_export.fake_intercom import build
 from tap_intercom_export.tap import TapIntercomExport
 from tap_intercom_export.timeutil import unix
 from tests.meltano_harness import REPO, meltano_for
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import ModuleType
 
 DAY = 86400
 TOKEN = "from-ref-token"
@@ -59,8 +62,13 @@ def test_meltano_yml_runs_the_same_definition_from_the_checkout() -> None:
     project = yaml.safe_load((REPO / "meltano.yml").read_text())
     (tap,) = project["plugins"]["extractors"]
     hub_only = ("label", "description", "docs", "repo", "pip_url")
-    assert tap == {**{k: v for k, v in definition().items() if k not in hub_only}, "pip_url": "-e ."}
-    scripts = re.search(r"\[project\.scripts\]\n(.*?)\n\n", (REPO / "pyproject.toml").read_text(), re.S)
+    assert tap == {
+        **{k: v for k, v in definition().items() if k not in hub_only},
+        "pip_url": "-e .",
+    }
+    scripts = re.search(
+        r"\[project\.scripts\]\n(.*?)\n\n", (REPO / "pyproject.toml").read_text(), re.DOTALL
+    )
     assert scripts and f"{tap['executable']} =" in scripts.group(1)
 
 
@@ -86,15 +94,19 @@ def test_meltano_add_from_ref_in_a_new_project_lists_every_setting_and_runs(tmp_
     ref.write_text(yaml.safe_dump({**definition(), "pip_url": f"-e {REPO}"}, sort_keys=False))
     jsonl = tmp_path / "target-jsonl.yml"
     jsonl.write_text(yaml.safe_dump(JSONL))
-    meltano("add", "--plugin-type", "extractor", "tap-intercom-export", "--from-ref", str(ref), db=db)
+    meltano(
+        "add", "--plugin-type", "extractor", "tap-intercom-export", "--from-ref", str(ref), db=db
+    )
     meltano("add", "--plugin-type", "loader", "target-jsonl", "--from-ref", str(jsonl), db=db)
 
     token = {"TAP_INTERCOM_EXPORT_ACCESS_TOKEN": TOKEN}
     listed = meltano("config", "list", "tap-intercom-export", "--all", db=db, env=token)
     for s in definition()["settings"]:
         assert f"\t{s['label']}: {s['description']}" in listed, s["name"]
-        assert re.search(rf"^{s['name']} \[env: TAP_INTERCOM_EXPORT_{s['name'].upper()}\]", listed, re.M), s["name"]
-    assert re.search(r"^access_token .* current value: \(redacted\)", listed, re.M)
+        assert re.search(
+            rf"^{s['name']} \[env: TAP_INTERCOM_EXPORT_{s['name'].upper()}\]", listed, re.MULTILINE
+        ), s["name"]
+    assert re.search(r"^access_token .* current value: \(redacted\)", listed, re.MULTILINE)
     assert TOKEN not in listed
 
     start, end = unix("2023-10-25T00:00:00Z"), unix("2023-11-01T00:00:00Z")
@@ -109,7 +121,9 @@ def test_meltano_add_from_ref_in_a_new_project_lists_every_setting_and_runs(tmp_
             "TAP_INTERCOM_EXPORT_START_DATE": "2023-10-25T00:00:00Z",
             "TAP_INTERCOM_EXPORT_END_DATE": "2023-11-01T00:00:00Z",
             "TAP_INTERCOM_EXPORT_EXPORT_POLL_INTERVAL_SECONDS": "1",
-            "TAP_INTERCOM_EXPORT__SELECT": json.dumps(["message_export_jobs.*", "message_receipts.*"]),
+            "TAP_INTERCOM_EXPORT__SELECT": json.dumps(
+                ["message_export_jobs.*", "message_receipts.*"]
+            ),
             "TARGET_JSONL_DESTINATION_PATH": str(out),
             "TARGET_JSONL_DO_TIMESTAMP_FILE": "false",
         }

@@ -16,7 +16,7 @@ README = REPO / "README.md"
 
 def section(text: str, name: str) -> str:
     """The text between `<!-- section:name -->` and its closing comment."""
-    m = re.search(rf"<!-- section:{name} -->\n(.*?)<!-- /section:{name} -->", text, re.S)
+    m = re.search(rf"<!-- section:{name} -->\n(.*?)<!-- /section:{name} -->", text, re.DOTALL)
     assert m, f"README has no {name} section"
     return m.group(1)
 
@@ -28,7 +28,7 @@ def about_settings_table() -> str:
         capture_output=True, text=True, check=True, cwd=REPO,
     ).stdout  # fmt: skip
     after = out.split("## Settings", 1)[1]
-    lines = [line for line in after.strip().splitlines()]
+    lines = list(after.strip().splitlines())
     table = []
     for line in lines:
         if not line.startswith("|"):
@@ -41,11 +41,13 @@ def about_settings_table() -> str:
 
 def readme_table(text: str) -> str:
     """The table lines of the README's settings section."""
-    return "\n".join(line for line in section(text, "settings").splitlines() if line.startswith("|"))
+    return "\n".join(
+        line for line in section(text, "settings").splitlines() if line.startswith("|")
+    )
 
 
 def test_first_two_commands_are_the_demo_and_the_tests() -> None:
-    first_block = re.search(r"```bash\n(.*?)```", README.read_text(), re.S)
+    first_block = re.search(r"```bash\n(.*?)```", README.read_text(), re.DOTALL)
     assert first_block
     commands = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
     assert commands[:2] == ["bash scripts/demo.sh", "bash scripts/test.sh"]
@@ -65,11 +67,17 @@ def test_tested_loader_versions_match_meltano_yml() -> None:
     text = section(README.read_text(), "production")
     project = (REPO / "meltano.yml").read_text()
     wrapper = (REPO / "loaders" / "target-duckdb-fixed" / "pyproject.toml").read_text()
-    for pin in ("meltanolabs-target-postgres==0.8.1", "target-jsonl==0.1.4", "-e ./loaders/target-duckdb-fixed"):
+    for pin in (
+        "meltanolabs-target-postgres==0.8.1",
+        "target-jsonl==0.1.4",
+        "-e ./loaders/target-duckdb-fixed",
+    ):
         assert pin in text and f"pip_url: {pin}" in project, pin
     for pin in ("target-duckdb==0.8.0", "duckdb==1.5.6"):
         assert pin in text and f'"{pin}"' in wrapper, pin
-    meltano_version = re.search(r"MELTANO_VERSION=(\S+)", (REPO / "scripts" / "meltano-env.sh").read_text())
+    meltano_version = re.search(
+        r"MELTANO_VERSION=(\S+)", (REPO / "scripts" / "meltano-env.sh").read_text()
+    )
     assert meltano_version and f"Meltano {meltano_version.group(1)}" in text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -9,23 +10,29 @@ import subprocess
 import sys
 import time
 import zipfile
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tap_intercom_export.client import check_config
 from tap_intercom_export.errors import ArchiveError, ConfigError, ExportError
-from tap_intercom_export.timeutil import unix
 from tap_intercom_export.fake_intercom.exports import FakeJob
 from tap_intercom_export.fake_intercom.server import _real_sleep, error_body
-from tests.conftest import DAY, NOW, TOKEN, export_config, run_tap
+from tap_intercom_export.timeutil import unix
+from tests.conftest import DAY, export_config, run_tap
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 START = unix("2023-10-25T00:00:00Z")
 ONE_WINDOW = {"end_date": "2023-11-01T00:00:00Z"}
 
 
 def creates(fake) -> list[tuple[int, int]]:
-    return [(r.body["created_at_after"], r.body["created_at_before"]) for r in fake.calls("POST", "/export/content/data")]
+    return [
+        (r.body["created_at_after"], r.body["created_at_before"])
+        for r in fake.calls("POST", "/export/content/data")
+    ]
 
 
 def receipt_ids(run) -> list[str]:
@@ -69,7 +76,10 @@ def test_waits_for_another_workspace_job(make_fake, clock) -> None:
 def test_gives_up_on_another_workspace_job_with_a_clear_error(make_fake, clock) -> None:
     fake = make_fake()
     foreign_job(fake)
-    with pytest.raises(ExportError, match="Another message data export job is active in this Intercom workspace and did not finish within export_timeout_seconds=600"):
+    with pytest.raises(
+        ExportError,
+        match="Another message data export job is active in this Intercom workspace and did not finish within export_timeout_seconds=600",
+    ):
         run_tap(export_config(fake, export_timeout_seconds=600, **ONE_WINDOW))
     assert 590 <= clock.now <= 900
 
@@ -139,13 +149,15 @@ def test_row_limit_splits_until_nothing_is_truncated(make_fake, clock) -> None:
     assert sorted(ids) == sorted(expected_ids(fake)) and len(ids) == len(set(ids)) == 168
     windows = [(j["window_start"], j["window_end"]) for j in run.records("message_export_jobs")]
     assert len(windows) == 4 and windows[0][0] == "2023-10-25T00:00:00+00:00"
-    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
     assert all(v < 50 for v in (j["rows"]["receipt"] for j in run.records("message_export_jobs")))
 
 
 def test_download_404_creates_the_job_again(make_fake, clock) -> None:
     fake = make_fake()
-    fake.inject("GET", r"/download/content/data/.*", 404, body=error_body("not_found", "Export not found"))
+    fake.inject(
+        "GET", r"/download/content/data/.*", 404, body=error_body("not_found", "Export not found")
+    )
     run = run_tap(export_config(fake, **ONE_WINDOW))
     assert len(creates(fake)) == 2
     assert receipt_ids(run) == expected_ids(fake)
@@ -158,7 +170,7 @@ def test_resumed_job_whose_download_expired_is_created_again(make_fake, clock) -
         "job_identifier": "job0001", "window_start": "2023-10-25T00:00:00+00:00",
         "window_end": "2023-11-01T00:00:00+00:00"}}}}  # fmt: skip
     fake.exports.jobs["job0001"] = FakeJob("job0001", START, START + 7 * DAY - 1, ["completed"])
-    fake.exports.status({}, type("M", (), {"group": lambda self, i: "job0001"})())  # complete it
+    fake.exports.status({}, type("M", (), {"group": lambda _self, _i: "job0001"})())  # complete it
     fake.exports.expire_after = 2 * DAY
     fake.exports._ids = iter(range(2, 100))
     run = run_tap(export_config(fake, **ONE_WINDOW), state=state)
@@ -185,7 +197,9 @@ def test_unreadable_download_fails_clearly_and_emits_nothing(make_fake, clock) -
         path.write_bytes(bytes(data))
 
     fake = make_fake(archive_override=corrupt)
-    with pytest.raises(ArchiveError, match=r"download of export job job0001 .* could not be read after 3 attempts"):
+    with pytest.raises(
+        ArchiveError, match=r"download of export job job0001 .* could not be read after 3 attempts"
+    ):
         run_tap(export_config(fake, **ONE_WINDOW))
     assert len(fake.calls("GET", r"/download/content/data/.*")) == 3
 
@@ -193,11 +207,16 @@ def test_unreadable_download_fails_clearly_and_emits_nothing(make_fake, clock) -
 def test_unreadable_download_leaves_the_bookmark_where_it_was(make_fake, clock) -> None:
     fake = make_fake()
     first = run_tap(export_config(fake, **ONE_WINDOW))
-    fake.exports.archive_override = lambda job, path: path.write_bytes(b"\x00\x01 junk")
-    run = run_tap(export_config(fake, end_date="2023-11-08T00:00:00Z"), state=first.state, raise_errors=False)
+    fake.exports.archive_override = lambda _job, path: path.write_bytes(b"\x00\x01 junk")
+    run = run_tap(
+        export_config(fake, end_date="2023-11-08T00:00:00Z"), state=first.state, raise_errors=False
+    )
     assert isinstance(run.error, ArchiveError)
     assert run.streams("message_") == {}
-    assert run.state["bookmarks"]["message_receipts"]["replication_key_value"] == "2023-11-01T00:00:00+00:00"
+    assert (
+        run.state["bookmarks"]["message_receipts"]["replication_key_value"]
+        == "2023-11-01T00:00:00+00:00"
+    )
 
 
 # -- HTTP retries and rate limits -------------------------------------------------------------
@@ -205,7 +224,13 @@ def test_unreadable_download_leaves_the_bookmark_where_it_was(make_fake, clock) 
 
 def test_server_errors_are_retried_with_backoff(make_fake, clock) -> None:
     fake = make_fake()
-    fake.inject("POST", r"/export/content/data", 503, body=error_body("service_unavailable", "Down"), times=2)
+    fake.inject(
+        "POST",
+        r"/export/content/data",
+        503,
+        body=error_body("service_unavailable", "Down"),
+        times=2,
+    )
     run = run_tap(export_config(fake, **ONE_WINDOW))
     assert receipt_ids(run) == expected_ids(fake)
     assert clock.sleeps[:2] == pytest.approx([1.0, 2.2])
@@ -249,7 +274,9 @@ def test_403_is_one_line_naming_the_permission(make_fake, tmp_path) -> None:
     proc = _run_cli(export_config(fake, export_poll_interval_seconds=0.01, **ONE_WINDOW), tmp_path)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("tap-intercom-export: error: Intercom answered HTTP 403 to POST /export/content/data")
+    assert last.startswith(
+        "tap-intercom-export: error: Intercom answered HTTP 403 to POST /export/content/data"
+    )
     assert "forbidden: Token lacks scope (request_id req-42)" in last
     assert "Export message data" in last
     assert "Traceback" not in proc.stderr
@@ -270,7 +297,10 @@ def test_wrong_token_names_the_token(make_fake, tmp_path) -> None:
         ({"api_url": "ftp://127.0.0.1"}, "use an https:// URL"),
         ({"region": "mars"}, "Unknown region 'mars'"),
         ({"export_window_days": 0}, "export_window_days=0 must be a number greater than zero"),
-        ({"start_date": "2024-02-01T00:00:00Z", "end_date": "2024-01-01T00:00:00Z"}, "start_date must be before end_date"),
+        (
+            {"start_date": "2024-02-01T00:00:00Z", "end_date": "2024-01-01T00:00:00Z"},
+            "start_date must be before end_date",
+        ),
         ({"start_date": "last tuesday"}, "start_date='last tuesday' is not a date-time"),
     ],
 )
@@ -280,7 +310,12 @@ def test_bad_config_is_refused_with_the_setting_named(change: dict, message: str
 
 
 def test_loopback_http_and_https_are_accepted() -> None:
-    for url in ("http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9", "https://proxy.example.com"):
+    for url in (
+        "http://127.0.0.1:8080",
+        "http://localhost:1",
+        "http://[::1]:9",
+        "https://proxy.example.com",
+    ):
         check_config({"access_token": "x", "api_url": url})
 
 
@@ -297,7 +332,10 @@ def test_token_never_appears_in_output(make_fake, tmp_path) -> None:
     fake = make_fake(token=secret)
     fake.inject("POST", r"/export/content/data", 500, body=error_body("server_error", "boom"))
     fake.inject("GET", r"/download/content/data/.*", 200, truncate=100)
-    proc = _run_cli(export_config(fake, access_token=secret, export_poll_interval_seconds=0.01, **ONE_WINDOW), tmp_path)
+    proc = _run_cli(
+        export_config(fake, access_token=secret, export_poll_interval_seconds=0.01, **ONE_WINDOW),
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '"RECORD"' in proc.stdout
     assert secret not in proc.stdout and secret not in proc.stderr
@@ -366,7 +404,13 @@ def test_csv_quirks_keep_every_row(make_fake, clock, caplog) -> None:
     def quirky(kind: str, data: bytes) -> bytes:
         if kind == "open":
             header, _, rest = data.partition(b"\n")
-            return b"\xef\xbb\xbf" + header + b",brand_new\n" + rest.replace(b"UTC\n", b"UTC,\xff\n", 1) + b"rX\n"
+            return (
+                b"\xef\xbb\xbf"
+                + header
+                + b",brand_new\n"
+                + rest.replace(b"UTC\n", b"UTC,\xff\n", 1)
+                + b"rX\n"
+            )
         return data
 
     fake = make_fake(member_transform=quirky)
@@ -377,6 +421,8 @@ def test_csv_quirks_keep_every_row(make_fake, clock, caplog) -> None:
     assert opens[0]["receipt_id"] == expected[0]["receipt_id"]  # BOM did not eat the column name
     assert opens[0]["extra_columns"] == {"brand_new": "\ufffd"}
     assert opens[-1] == {**opens[-1], "receipt_id": "rX", "opened_at": None}
-    assert "1 column(s) the schema does not declare, kept in extra_columns: brand_new" in caplog.text
+    assert (
+        "1 column(s) the schema does not declare, kept in extra_columns: brand_new" in caplog.text
+    )
     assert "were not UTF-8 and were replaced" in caplog.text
     assert "did not have 3 fields" in caplog.text

@@ -21,10 +21,10 @@ def spec_of(fake, dataset: str) -> DatasetSpec:
 def expected_records(fake, dataset: str, window: tuple[int, int]) -> list[dict]:
     """The fake's rows of one window, typed as the tap types them (unfit values aside)."""
     spec = spec_of(fake, dataset)
-    out = []
-    for row in fake.reporting.rows(dataset, window[0], window[1]):
-        out.append({a.prop: convert(a.kind, row[a.id]) for a in spec.attributes})
-    return out
+    return [
+        {a.prop: convert(a.kind, row[a.id]) for a in spec.attributes}
+        for row in fake.reporting.rows(dataset, window[0], window[1])
+    ]
 
 
 def test_discover_lists_every_dataset(make_fake) -> None:
@@ -87,7 +87,7 @@ def test_sync_lands_exactly_the_fakes_rows(make_fake, rclock) -> None:
             got = [r for r in records if r["export_window_start"] == run_window_start(window)]
             want = expected_records(fake, dataset, window)
             assert len(got) == len(want) > 0, (dataset, window)
-            for record, row in zip(got, want):
+            for record, row in zip(got, want, strict=True):
                 for prop, value in row.items():
                     if value is convert("number", "n/a"):  # unfit: null, kept as text
                         assert record[prop] is None and record["extra_columns"][prop] == "n/a"

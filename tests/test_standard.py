@@ -11,7 +11,9 @@ from tap_intercom_export.tap import TapIntercomExport
 from tests.conftest import DAY, NOW, TOKEN
 
 # The standard suite is built at import time, so its fake starts here and stops at exit.
-_fake = build(start=NOW - 20 * DAY, end=NOW, receipts_per_day=12, events_now=NOW, invent_kind=True).start()
+_fake = build(
+    start=NOW - 20 * DAY, end=NOW, receipts_per_day=12, events_now=NOW, invent_kind=True
+).start()
 atexit.register(_fake.stop)
 
 CONFIG = {

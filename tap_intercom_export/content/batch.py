@@ -64,7 +64,7 @@ class BatchFileWriter:
         self.files = 0
         self.encoder = msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number")
 
-    def write(self, rows: t.Iterable[dict]) -> t.Iterator[tuple[str, int]]:
+    def write(self, rows: t.Iterable[dict[str, t.Any]]) -> t.Iterator[tuple[str, int]]:
         """Write `rows` into as many files as they need; yield (URL, rows) as each is closed."""
         rows = iter(rows)
         while True:
@@ -73,10 +73,16 @@ class BatchFileWriter:
                 return
             self.files += 1
             storage = self.config.storage
-            name = f"{storage.prefix or ''}{self.sync_id}-{self.files}.json" + (".gz" if self.gzip else "")
+            name = f"{storage.prefix or ''}{self.sync_id}-{self.files}.json" + (
+                ".gz" if self.gzip else ""
+            )
             count = 0
             with storage.open(name, "wb") as raw:
-                out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=_GZIP_LEVEL) if self.gzip else raw
+                out = (
+                    gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=_GZIP_LEVEL)
+                    if self.gzip
+                    else raw
+                )
                 try:
                     rest = itertools.islice(rows, self.size - 1)
                     chunk = [head]
@@ -90,7 +96,9 @@ class BatchFileWriter:
             yield storage.get_url(name), count
 
 
-def selected_only(rows: t.Iterable[dict], stream: Stream, deselected: tuple[str, ...] | None) -> t.Iterator[dict]:
+def selected_only(
+    rows: t.Iterable[dict[str, t.Any]], stream: Stream, deselected: tuple[str, ...] | None
+) -> t.Iterator[dict[str, t.Any]]:
     """Rows without the properties the catalog deselects (what a RECORD would carry).
 
     `deselected` are top-level names to drop, or None to walk the stream's selection mask.

@@ -26,7 +26,7 @@ ROWS_KEY = "other_statistics"
 _TEXT = {"type": ["string", "null"]}
 
 
-def _schema() -> dict:
+def _schema() -> dict[str, t.Any]:
     lineage = {k: v for k, v in LINEAGE_PROPERTIES.items() if k != "extra_columns"}
     return {
         "type": "object",
@@ -89,7 +89,7 @@ class MessageOtherStatisticsStream(MessageStatStream):
                     result.rows[ROWS_KEY] += 1
                     yield {**record, **lineage}
 
-    def _member_rows(self, archive: Archive, member: Member) -> t.Iterator[dict]:
+    def _member_rows(self, archive: Archive, member: Member) -> t.Iterator[dict[str, t.Any]]:
         counter = DecodeCounter()
         with archive.open_member(member) as raw:
             header, rows = iter_csv(raw, counter)
@@ -118,5 +118,7 @@ class MessageOtherStatisticsStream(MessageStatStream):
                 }
         if counter.replaced:
             self.logger.warning(
-                "%s: %d byte(s) were not UTF-8 and were replaced by U+FFFD.", member.name, counter.replaced
+                "%s: %d byte(s) were not UTF-8 and were replaced by U+FFFD.",
+                member.name,
+                counter.replaced,
             )

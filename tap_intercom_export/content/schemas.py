@@ -77,16 +77,16 @@ class FileKind:
     columns: tuple[str, ...]
     primary_keys: tuple[str, ...]
 
-    def json_schema(self) -> dict:
+    def json_schema(self) -> dict[str, t.Any]:
         """The stream's JSON schema: typed CSV columns plus the export lineage columns."""
-        props: dict[str, dict] = {}
+        props: dict[str, dict[str, t.Any]] = {}
         for col in self.columns:
             props[col] = _json_type(column_type(col))
         props.update(LINEAGE_PROPERTIES)
         return {"type": "object", "properties": props, "additionalProperties": False}
 
 
-def _json_type(kind: str) -> dict:
+def _json_type(kind: str) -> dict[str, t.Any]:
     # Every CSV column is nullable, keys included: Intercom leaves fields empty (a click with no
     # URL), and a NOT NULL key column would make the loader reject the row.
     schema: dict[str, t.Any] = {"type": ["string" if kind == DATETIME else kind, "null"]}
@@ -97,8 +97,11 @@ def _json_type(kind: str) -> dict:
 
 EXTRA_COLUMNS = "extra_columns"
 
-LINEAGE_PROPERTIES: dict[str, dict] = {
-    "export_job_id": {"type": ["string"], "description": "Intercom export job that produced the row."},
+LINEAGE_PROPERTIES: dict[str, dict[str, t.Any]] = {
+    "export_job_id": {
+        "type": ["string"],
+        "description": "Intercom export job that produced the row.",
+    },
     "export_window_start": {
         "type": ["string"],
         "format": "date-time",
@@ -186,6 +189,9 @@ _UTC = timezone.utc
 # typing, and an export's timestamps crowd into few minutes. Bounded, so memory stays flat.
 _MINUTES: dict[int, str] = {}
 _MINUTES_KEPT = 1 << 14
+# Longest unix timestamp taken as one (seconds, with a fraction): anything longer is not a time.
+_UNIX_MAX_LEN = 14
+_INTERCOM_UTC_LEN = len("YYYY-MM-DD HH:MM:SS UTC")
 _SECONDS = [f"{s:02d}+00:00" for s in range(60)]
 
 
@@ -193,7 +199,7 @@ def to_datetime(value: str) -> str:
     """Turn unix seconds or Intercom's `YYYY-MM-DD HH:MM:SS UTC` into RFC 3339 (UTC)."""
     # Fast paths for the two spellings Intercom writes (a few timestamps per row, millions of
     # rows); both give exactly what the general path below gives.
-    if value.isdigit() and len(value) <= 14:
+    if value.isdigit() and len(value) <= _UNIX_MAX_LEN:
         minute, second = divmod(int(value), 60)
         prefix = _MINUTES.get(minute)
         if prefix is None:
@@ -202,12 +208,12 @@ def to_datetime(value: str) -> str:
             prefix = datetime.fromtimestamp(minute * 60, _UTC).isoformat()[:17]
             _MINUTES[minute] = prefix
         return prefix + _SECONDS[second]
-    if len(value) == 23 and value.endswith(" UTC"):
+    if len(value) == _INTERCOM_UTC_LEN and value.endswith(" UTC"):
         naive = datetime.fromisoformat(value[:19])
         if naive.tzinfo is None:
             return naive.isoformat() + "+00:00"
     head = value[:1]
-    if head.isdigit() and len(value) <= 14 and value.replace(".", "", 1).isdigit():
+    if head.isdigit() and len(value) <= _UNIX_MAX_LEN and value.replace(".", "", 1).isdigit():
         return datetime.fromtimestamp(float(value), _UTC).isoformat()
     if value.endswith(" UTC"):
         value = value[:-4]
@@ -232,7 +238,7 @@ def to_integer(value: str) -> int:
 
 def to_number(value: str) -> float:
     """Read a rate; a trailing `%` is dropped and the number kept as written."""
-    return float(value[:-1] if value.endswith("%") else value)
+    return float(value.removesuffix("%"))
 
 
 CONVERTERS: dict[str, t.Callable[[str], t.Any] | None] = {
@@ -277,7 +283,11 @@ class RowTyper:
         )
         # zip over a precomputed plan: no per-column tuple indexing or bounds checks, which
         # profiling showed to cost more than the conversions themselves.
-        for (name, convert), value in zip(self._known, row if self._pick is None else self._pick(row)):
+        for (name, convert), value in zip(
+            self._known,
+            row if self._pick is None else self._pick(row),
+            strict=False,  # as before: a ragged row must never raise mid-sync
+        ):
             if not value:
                 record[name] = None
             elif convert is None:

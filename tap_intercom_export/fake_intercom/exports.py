@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tap_intercom_export.content.schemas import FILE_KINDS
+from tap_intercom_export.fake_intercom import message_stats
 from tap_intercom_export.fake_intercom.server import (
     FakeIntercom,
     Request,
@@ -26,8 +28,6 @@ from tap_intercom_export.fake_intercom.server import (
     encoded_copy,
     error_body,
 )
-from tap_intercom_export.content.schemas import FILE_KINDS
-from tap_intercom_export.fake_intercom import message_stats
 
 SURVEY_QUESTIONS = [
     "How likely are you to recommend us to family and friends?",
@@ -70,8 +70,10 @@ class Dataset:
     def rows(
         self, kind: str, after: int, before: int, limit: int | None = None, until: int | None = None
     ) -> list[dict[str, str]]:
-        """The CSV rows of one kind for a job over [after, before] that sees engagement up to
-        `until` (None: all of it)."""
+        """The CSV rows of one kind for a job over [after, before].
+
+        The job sees engagement up to `until` (None: all of it).
+        """
         indexes = self.receipt_indexes(after, before)
         if limit is not None:
             indexes = indexes[:limit]
@@ -80,14 +82,16 @@ class Dataset:
         out = []
         for i in indexes:
             row = self._row(kind, i)
-            if row is None or (until is not None and not message_stats.engaged_by(kind, row, until)):
+            if row is None or (
+                until is not None and not message_stats.engaged_by(kind, row, until)
+            ):
                 continue
             if until is not None and kind == "receipt":
                 message_stats.blank_late_firsts(row, until)
             out.append(row)
         return out
 
-    def _row(self, kind: str, i: int) -> dict[str, str] | None:  # noqa: C901, PLR0911
+    def _row(self, kind: str, i: int) -> dict[str, str] | None:
         c = self.start + i * self.step
         e = c + self.engagement_delay  # engagement times are counted from here
         rid = f"rcpt-{i}"
@@ -131,7 +135,7 @@ class Dataset:
                 "user_id": f"user-{i % 97}", "user_external_id": "", "name": f"User {i % 97}",
                 "email": f"user{i % 97}@example.com", "company_id": "", "company_external_id": "",
                 "created_via": "manual", "received_at": str(c), "completed_at": str(e + 700),
-                SURVEY_QUESTIONS[0]: str(i % 11), SURVEY_QUESTIONS[1]: "Great, \"really\"",
+                SURVEY_QUESTIONS[0]: str(i % 11), SURVEY_QUESTIONS[1]: 'Great, "really"',
             }),
             "checkpoint": (10, 0, lambda: {
                 "user_id": f"user-{i % 97}", "company_id": "", "series_entry_record_id": f"ser-{i}",
@@ -197,7 +201,7 @@ class FakeJob:
     expires_at: int | None = None
     created: float = 0.0
 
-    def body(self, base_url: str, api: ExportAPI) -> dict:
+    def body(self, base_url: str, api: ExportAPI) -> dict[str, t.Any]:
         """Intercom's job model, in the spelling and URL form `api` is set to."""
         url = ""
         if self.status in ("completed", "complete"):
@@ -223,7 +227,9 @@ class ExportAPI:
     dataset: Dataset
     container: str = "zip"
     row_limit: int | None = None
-    status_script: list[str] = field(default_factory=lambda: ["pending", "in_progress", "completed"])
+    status_script: list[str] = field(
+        default_factory=lambda: ["pending", "in_progress", "completed"]
+    )
     download_host: str | None = None
     expire_after: int = 2 * 86400
     jobs: dict[str, FakeJob] = field(default_factory=dict)
@@ -267,8 +273,12 @@ class ExportAPI:
         if self.job_key:
             return self.job_key
         major, _, minor = self.fake.version.partition(".")
-        misspelled = major == "2" and minor.isdigit() and 7 <= int(minor) <= 13  # noqa: PLR2004
-        return "job_identfier" if misspelled or self.fake.version in ("Preview", "Unstable") else "job_identifier"
+        misspelled = major == "2" and minor.isdigit() and 7 <= int(minor) <= 13
+        return (
+            "job_identfier"
+            if misspelled or self.fake.version in ("Preview", "Unstable")
+            else "job_identifier"
+        )
 
     def active(self) -> FakeJob | None:
         """The job that blocks new ones, if any."""
@@ -280,19 +290,29 @@ class ExportAPI:
         try:
             after, before = int(body["created_at_after"]), int(body["created_at_before"])
         except (KeyError, TypeError, ValueError):
-            return Response(400, error_body("parameter_invalid", "created_at_after and created_at_before are required"))
+            return Response(
+                400,
+                error_body(
+                    "parameter_invalid", "created_at_after and created_at_before are required"
+                ),
+            )
         if before < after:
-            return Response(400, error_body("parameter_invalid", "created_at_before must be after created_at_after"))
+            return Response(
+                400,
+                error_body("parameter_invalid", "created_at_before must be after created_at_after"),
+            )
         with self.lock:
             if self.active():
                 return Response(429, error_body("rate_limit_exceeded",
                                                 "Exceeded rate limit of 1 pending message data export jobs"))  # fmt: skip
             script = self.next_scripts.pop(0) if self.next_scripts else self.status_script
-            job = FakeJob(f"job{next(self._ids):04d}", after, before, list(script), created=_real_time())
+            job = FakeJob(
+                f"job{next(self._ids):04d}", after, before, list(script), created=_real_time()
+            )
             self.jobs[job.job_id] = job
         return Response(200, job.body(self.fake.url, self))
 
-    def status(self, req: Request, m: t.Any) -> Response:
+    def status(self, _req: Request, m: t.Any) -> Response:
         """GET /export/content/data/{id}: each poll moves the job one step along its script."""
         job = self.jobs.get(m.group(1))
         if job is None:
@@ -314,7 +334,7 @@ class ExportAPI:
             return Response(504, {**job.body(self.fake.url, self), "status": "failed"})
         return Response(200, job.body(self.fake.url, self))
 
-    def cancel(self, req: Request, m: t.Any) -> Response:
+    def cancel(self, _req: Request, m: t.Any) -> Response:
         """POST /export/cancel/{id}."""
         job = self.jobs.get(m.group(1))
         if job is None:
@@ -334,7 +354,9 @@ class ExportAPI:
         if job.expires_at is not None and job.expires_at <= _real_time():
             return Response(404, error_body("not_found", "Export expired"))
         if req.headers.get("accept") != "application/octet-stream":
-            return Response(406, error_body("not_acceptable", "Accept: application/octet-stream required"))
+            return Response(
+                406, error_body("not_acceptable", "Accept: application/octet-stream required")
+            )
         if self.download_delay:
             _real_sleep(self.download_delay)
         headers = {"Transfer-Encoding": "chunked"} if self.chunked else {}
@@ -404,6 +426,8 @@ def install(
     fake.route("GET", r"/export/content/data/([\w-]+)", api.status)
     fake.route("POST", r"/export/cancel/([\w-]+)", api.cancel)
     fake.route("GET", r"/download/content/data/([\w-]+)", api.download)
-    fake.route("GET", r"/download/messages/data/message-data-export\.([\w-]+)\.[\w-]+\.csv", api.download)
+    fake.route(
+        "GET", r"/download/messages/data/message-data-export\.([\w-]+)\.[\w-]+\.csv", api.download
+    )
     fake.exports = api
     return api

@@ -1,5 +1,7 @@
-"""The fake's rows for the file kinds seen in real archives beyond the reference's list, an
-invented kind, and which engagement an export job holds under each reading of Intercom's texts.
+"""The fake's rows for the file kinds beyond the reference's list, and what a job holds.
+
+Covers the kinds seen in real archives, an invented kind, and which engagement an export job
+holds under each reading of Intercom's texts.
 
 Columns: `/work/shared/intercom/export_csv_columns.md` ("File kinds in real exports").
 """
@@ -34,7 +36,9 @@ def timestamp(value: str) -> int:
     """Unix seconds from either spelling the fake writes."""
     if value.isdigit():
         return int(value)
-    return int(datetime.strptime(value, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=timezone.utc).timestamp())
+    return int(
+        datetime.strptime(value, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=timezone.utc).timestamp()
+    )
 
 
 Rule = tuple[int, int, t.Callable[[int, int], dict[str, str]]]
@@ -42,11 +46,11 @@ Rule = tuple[int, int, t.Callable[[int, int], dict[str, str]]]
 # kind -> (every, offset, row maker(i, engagement base time)): receipt i has a row when
 # i % every == offset.
 RULES: dict[str, Rule] = {
-    "goal_success": (8, 3, lambda i, e: {"goal_hit_at": str(e + 800)}),
-    "hard_bounce": (19, 2, lambda i, e: {"hard_bounced_at": str(e + 5)}),
-    "soft_bounce": (15, 1, lambda i, e: {"soft_bounced_at": utc_text(e + 10)}),
-    "unsubscribe": (12, 5, lambda i, e: {"unsubscribed_at": str(e + 900)}),
-    "series_exit": (14, 0, lambda i, e: {"exited_at": str(e + 1000)}),
+    "goal_success": (8, 3, lambda _i, e: {"goal_hit_at": str(e + 800)}),
+    "hard_bounce": (19, 2, lambda _i, e: {"hard_bounced_at": str(e + 5)}),
+    "soft_bounce": (15, 1, lambda _i, e: {"soft_bounced_at": utc_text(e + 10)}),
+    "unsubscribe": (12, 5, lambda _i, e: {"unsubscribed_at": str(e + 900)}),
+    "series_exit": (14, 0, lambda _i, e: {"exited_at": str(e + 1000)}),
     "reaction": (5, 2, lambda i, e: {"reacted_at": str(e + 200), "reaction": "😀" if i % 2 else "👍"}),
     "tour_step_failure": (11, 4, lambda i, e: {
         "step_id": str(i % 3), "failed_selector": '#cta > button[data-x="1"]',
@@ -54,7 +58,7 @@ RULES: dict[str, Rule] = {
     "fin_step_reached": (6, 5, lambda i, e: {
         "involved_at": str(e + 30), "content_id": str(3000 + i % 4), "content_type": "fin_workflow",
         "ruleset_id": str(1000 + i % 5), "conversation_id": f"conv-{i}"}),
-    INVENTED_KIND: (9, 7, lambda i, e: {"complained_at": str(e + 1200), "feedback_loop": "yahoo"}),
+    INVENTED_KIND: (9, 7, lambda _i, e: {"complained_at": str(e + 1200), "feedback_loop": "yahoo"}),
 }  # fmt: skip
 
 

@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import itertools
+import shutil
 import tarfile
 import tempfile
 import threading
@@ -93,7 +94,9 @@ class ReportingAPI:
     def rows(self, dataset_id: str, start: int, end: int) -> list[dict[str, str]]:
         """Rows whose time attribute lies in [start, end] (both bounds inclusive), by attribute id."""
         ds = self.dataset(dataset_id)
-        assert ds is not None
+        if ds is None:
+            msg = f"no dataset {dataset_id!r} in the fake"
+            raise KeyError(msg)
         first = max(0, -(-(max(start, self.start) - self.start) // ds.step))
         out = []
         i = first
@@ -125,13 +128,14 @@ class ReportingAPI:
             )
         return None
 
-    def get_datasets(self, req: Request, _m: t.Any) -> Response:
+    def get_datasets(self, _req: Request, _m: t.Any) -> Response:
         """GET /export/reporting_data/get_datasets."""
         refused = self._refuse()
         if refused:
             return refused
         return Response(
-            200, {"type": "list", "data": [d.api(self._qualified()) for d in self.datasets]}
+            200,
+            {"type": "list", "data": [d.api(qualified=self._qualified()) for d in self.datasets]},
         )
 
     def enqueue(self, req: Request, _m: t.Any) -> Response:
@@ -184,7 +188,7 @@ class ReportingAPI:
             self.jobs[job.job_id] = job
         return Response(200, job.body(self.fake.url))
 
-    def status(self, req: Request, m: t.Any) -> Response:
+    def status(self, _req: Request, m: t.Any) -> Response:
         """GET /export/reporting_data/{id}: each call moves the job one step along its script."""
         refused = self._refuse()
         if refused:
@@ -235,8 +239,6 @@ class ReportingAPI:
 
     def close(self) -> None:
         """Remove built files."""
-        import shutil
-
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

@@ -54,7 +54,7 @@ class FakeDataset:
     step: int
     attributes: list[FakeAttribute]
 
-    def api(self, qualified: bool) -> dict[str, t.Any]:
+    def api(self, *, qualified: bool) -> dict[str, t.Any]:
         """The `get_datasets` entry."""
         attrs = []
         for a in self.attributes:
@@ -137,7 +137,7 @@ def _text_time(ts: int) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def value(dataset: FakeDataset, attr: FakeAttribute, i: int, ts: int) -> str:
+def value(_dataset: FakeDataset, attr: FakeAttribute, i: int, ts: int) -> str:
     """The raw CSV value of `attr` in row i (deterministic; some empty, some awkward)."""
     kind = attr.kind
     if kind == "id":

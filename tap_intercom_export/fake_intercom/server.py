@@ -19,6 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+if t.TYPE_CHECKING:
+    from typing_extensions import Self
+
 # Tests patch time.sleep to make the tap's waits instant; the server keeps real time.
 _real_sleep = time.sleep
 _real_time = time.time
@@ -55,7 +58,7 @@ class Fault:
     """Answer `times` matching requests with `status` (or cut the body after `truncate` bytes)."""
 
     method: str
-    pattern: re.Pattern
+    pattern: re.Pattern[str]
     status: int = 500
     body: t.Any = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -78,9 +81,13 @@ def encoded_copy(path: str | Path, encoding: str) -> Path:
     return out
 
 
-def error_body(code: str, message: str, request_id: str = "req-fake") -> dict:
+def error_body(code: str, message: str, request_id: str = "req-fake") -> dict[str, t.Any]:
     """Intercom's error.list body."""
-    return {"type": "error.list", "request_id": request_id, "errors": [{"code": code, "message": message}]}
+    return {
+        "type": "error.list",
+        "request_id": request_id,
+        "errors": [{"code": code, "message": message}],
+    }
 
 
 class RateLimiter:
@@ -111,12 +118,14 @@ class RateLimiter:
             headers = {
                 "X-RateLimit-Limit": str(self.limit),
                 "X-RateLimit-Remaining": str(max(self.limit - self.used, 0)),
-                "X-RateLimit-Reset": f"{reset:.3f}" if self.window < 1 else str(int(reset) + (reset % 1 > 0)),
+                "X-RateLimit-Reset": f"{reset:.3f}"
+                if self.window < 1
+                else str(int(reset) + (reset % 1 > 0)),
             }
             return allowed, headers
 
 
-Route = t.Callable[[Request, re.Match], Response]
+Route = t.Callable[[Request, re.Match[str]], Response]
 
 
 class FakeIntercom:
@@ -135,7 +144,7 @@ class FakeIntercom:
         self.version = version
         self.latency = latency
         self.limiter = RateLimiter(rate_limit, rate_window) if rate_limit else None
-        self.routes: list[tuple[str, re.Pattern, Route]] = []
+        self.routes: list[tuple[str, re.Pattern[str], Route]] = []
         self.faults: list[Fault] = []
         self.log: list[Request] = []
         self.lock = threading.Lock()
@@ -170,6 +179,8 @@ class FakeIntercom:
         """Base URL of the running server."""
         assert self.server is not None, "start() the fake first"  # noqa: S101
         host, port = self.server.server_address[:2]
+        if isinstance(host, bytes):
+            host = host.decode()
         return f"http://{host}:{port}"
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeIntercom:
@@ -198,9 +209,11 @@ class FakeIntercom:
         if self.reporting is not None:
             self.reporting.close()
 
-    def __enter__(self) -> FakeIntercom:
+    def __enter__(self) -> Self:
         """Start on entry when not started yet."""
-        return self if self.server else self.start()
+        if not self.server:
+            self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         """Stop on exit."""
@@ -216,12 +229,12 @@ class FakeIntercom:
         if self.limiter:
             allowed, rate_headers = self.limiter.take()
             if not allowed:
-                return Response(429, error_body("rate_limit_exceeded", "Rate Limit Exceeded"), rate_headers)
-        if req.headers.get("authorization") != f"Bearer {self.token}":
-            return Response(401, error_body("unauthorized", "Access Token Invalid"), rate_headers)
-        if req.headers.get("intercom-version") != self.version:
-            msg = f"Requested version {req.headers.get('intercom-version')!r} is not {self.version}"
-            return Response(400, error_body("intercom_version_invalid", msg), rate_headers)
+                return Response(
+                    429, error_body("rate_limit_exceeded", "Rate Limit Exceeded"), rate_headers
+                )
+        refused = self._check_credentials(req, rate_headers)
+        if refused:
+            return refused
         fault = self._take_fault(req)
         if fault and fault.drop:
             return Response(0)
@@ -229,19 +242,38 @@ class FakeIntercom:
             if fault.delay:
                 _real_sleep(fault.delay)
             return Response(fault.status, fault.body, {**rate_headers, **fault.headers})
+        resp = self._route(req)
+        if resp is None:
+            return Response(
+                404, error_body("not_found", f"No route {req.method} {req.path}"), rate_headers
+            )
+        resp.headers = {**rate_headers, **resp.headers}
+        if fault:
+            resp.headers["X-Fake-Truncate"] = str(fault.truncate)
+        return resp
+
+    def _route(self, req: Request) -> Response | None:
         for method, pattern, handler in self.routes:
             if method == req.method and (match := pattern.fullmatch(req.path)):
-                resp = handler(req, match)
-                resp.headers = {**rate_headers, **resp.headers}
-                if fault:
-                    resp.headers["X-Fake-Truncate"] = str(fault.truncate)
-                return resp
-        return Response(404, error_body("not_found", f"No route {req.method} {req.path}"), rate_headers)
+                return handler(req, match)
+        return None
+
+    def _check_credentials(self, req: Request, rate_headers: dict[str, str]) -> Response | None:
+        if req.headers.get("authorization") != f"Bearer {self.token}":
+            return Response(401, error_body("unauthorized", "Access Token Invalid"), rate_headers)
+        if req.headers.get("intercom-version") != self.version:
+            msg = f"Requested version {req.headers.get('intercom-version')!r} is not {self.version}"
+            return Response(400, error_body("intercom_version_invalid", msg), rate_headers)
+        return None
 
     def _take_fault(self, req: Request) -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.times > 0 and fault.method == req.method and fault.pattern.fullmatch(req.path):
+                if (
+                    fault.times > 0
+                    and fault.method == req.method
+                    and fault.pattern.fullmatch(req.path)
+                ):
                     fault.times -= 1
                     return fault
         return None
@@ -294,10 +326,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _send_file(self, resp: Response, truncate: int | None) -> None:
-        import os
-
         assert resp.file is not None  # noqa: S101
-        size = os.path.getsize(resp.file)
+        size = Path(resp.file).stat().st_size
         chunked = resp.headers.get("Transfer-Encoding") == "chunked"
         self.send_response(resp.status)
         self.send_header("Content-Type", "application/octet-stream")
@@ -307,19 +337,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         sent = 0
-        with open(resp.file, "rb") as fh:  # noqa: PTH123
+        with Path(resp.file).open("rb") as fh:
             while chunk := fh.read(1 << 16 if chunked else 1 << 20):
                 if truncate is not None and sent + len(chunk) > truncate:
-                    self._write(chunk[: truncate - sent], chunked)
+                    self._write(chunk[: truncate - sent], chunked=chunked)
                     self.wfile.flush()
                     self.close_connection = True
                     return
-                self._write(chunk, chunked)
+                self._write(chunk, chunked=chunked)
                 sent += len(chunk)
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
 
-    def _write(self, data: bytes, chunked: bool) -> None:
+    def _write(self, data: bytes, *, chunked: bool) -> None:
         if chunked and data:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         elif data:
@@ -331,7 +361,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 def build(**kwargs: t.Any) -> FakeIntercom:
     """A fake with every route installed: exports, contacts, events and reporting."""
-    from tap_intercom_export.fake_intercom import events, exports, reporting
+    # Imported here: those modules import this one for FakeIntercom, Request and Response.
+    from tap_intercom_export.fake_intercom import events, exports, reporting  # noqa: PLC0415
 
     fake = FakeIntercom(**{k: v for k, v in kwargs.items() if k in _FAKE_ARGS})
     events.install(fake, **{k: v for k, v in kwargs.items() if k in events.OPTIONS})
@@ -343,7 +374,9 @@ def build(**kwargs: t.Any) -> FakeIntercom:
             if k not in _FAKE_ARGS and k not in events.OPTIONS and k not in reporting.OPTIONS
         },
     )
-    reporting.install(fake, **{k: v for k, v in kwargs.items() if k in reporting.OPTIONS or k in ("start", "end")})
+    reporting.install(
+        fake, **{k: v for k, v in kwargs.items() if k in reporting.OPTIONS or k in ("start", "end")}
+    )
     return fake
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import typing as t
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from tap_intercom_export.errors import ArchiveError, ExportError
 from tap_intercom_export.jobs.archive import Archive
 
 if t.TYPE_CHECKING:
+    from pathlib import Path
+
     from tap_intercom_export.client import IntercomStream
     from tap_intercom_export.jobs.windows import Window
 
@@ -36,7 +37,7 @@ class Job:
     download_expires_at: int | None = None
 
     @classmethod
-    def from_api(cls, body: dict) -> Job:
+    def from_api(cls, body: dict[str, t.Any]) -> Job:
         """Read Intercom's job model (tolerating its `job_identfier` misspelling)."""
         job_id = body.get("job_identifier") or body.get("job_identfier") or body.get("id")
         if not job_id:
@@ -76,10 +77,12 @@ class ExportClient:
         self.logger = stream.logger
         self.base = stream.url_base
 
-    def _json(self, method: str, path: str, body: dict | None = None) -> dict:
+    def _json(
+        self, method: str, path: str, body: dict[str, t.Any] | None = None
+    ) -> dict[str, t.Any]:
         response = self.stream.send(self.stream.prepare(method, self.base + path, json=body))
         try:
-            return response.json()
+            return t.cast("dict[str, t.Any]", response.json())
         except ValueError as exc:
             msg = f"Intercom answered {method} {path} with something that is not JSON"
             raise ExportError(msg) from exc

@@ -96,7 +96,8 @@ class Archive:
         return archive
 
     def _scan(self) -> t.Iterator[Member]:
-        for name, stream in self._iter_raw():
+        for raw_name, raw_stream in self._iter_raw():
+            name, stream = raw_name, raw_stream
             if name is None:  # a lone CSV: its kind is read from its header
                 with stream:
                     first = stream.readline()
@@ -118,22 +119,23 @@ class Archive:
                     raise ArchiveError(msg) from exc
             yield member
 
-    def _iter_raw(self) -> t.Iterator[tuple[str | None, t.BinaryIO]]:
+    def _iter_raw(self) -> t.Generator[tuple[str | None, t.BinaryIO], None, None]:
         try:
             if self.container == "zip":
                 with zipfile.ZipFile(self.path) as zf:
-                    for info in zf.infolist():
-                        if not info.is_dir():
-                            yield info.filename, zf.open(info)
+                    for zinfo in zf.infolist():
+                        if not zinfo.is_dir():
+                            yield zinfo.filename, t.cast("t.BinaryIO", zf.open(zinfo))
             elif self.container in ("tar", "tar.gz"):
                 with tarfile.open(self.path, mode="r:*") as tf:
-                    for info in tf:
-                        if info.isfile():
-                            member = tf.extractfile(info)
+                    for tinfo in tf:
+                        if tinfo.isfile():
+                            member = tf.extractfile(tinfo)
                             if member is not None:
-                                yield info.name, t.cast(t.BinaryIO, member)
+                                yield tinfo.name, t.cast("t.BinaryIO", member)
             elif self.container == "csv.gz":
-                yield None, t.cast(t.BinaryIO, gzip.open(self.path, "rb"))
+                # The consumer closes each stream it is handed (see _scan and open_member).
+                yield None, t.cast("t.BinaryIO", gzip.open(self.path, "rb"))  # noqa: SIM115
             else:
                 yield None, self.path.open("rb")
         except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError) as exc:
@@ -173,7 +175,7 @@ def sniff(path: Path) -> str:
         # download that broke before its first byte.
         msg = "the download is empty (0 bytes)"
         raise ArchiveError(msg)
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "zip"
     if head.startswith(b"\x1f\x8b"):
         try:
@@ -191,8 +193,14 @@ def sniff(path: Path) -> str:
     return "csv"
 
 
+# POSIX tar headers carry the magic "ustar" at offset 257 of the first 512-byte block.
+_USTAR_OFFSET = 257
+_USTAR = b"ustar"
+
+
 def _is_tar_block(block: bytes) -> bool:
-    return len(block) >= 262 and block[257:262] == b"ustar"
+    end = _USTAR_OFFSET + len(_USTAR)
+    return len(block) >= end and block[_USTAR_OFFSET:end] == _USTAR
 
 
 class DecodeCounter:
@@ -204,7 +212,9 @@ class DecodeCounter:
         self.name = f"tap_intercom_export_count_{id(self)}"
         codecs.register_error(self.name, self._handle)
 
-    def _handle(self, err: UnicodeDecodeError) -> tuple[str, int]:
+    def _handle(self, err: UnicodeError) -> tuple[str, int]:
+        if not isinstance(err, UnicodeDecodeError):
+            raise err
         self.replaced += err.end - err.start
         return "\ufffd", err.end
 

@@ -15,7 +15,6 @@ dict plus `in_flight_jobs_ahead` list) are still read; `in_flight_job` is then w
 
 from __future__ import annotations
 
-import logging
 import typing as t
 
 from tap_intercom_export.jobs.windows import Window
@@ -62,7 +61,9 @@ class OpenJobs:
 
     def created(self, window: Window, job_id: str) -> None:
         """A new job for `window` replaces any job of the same (or a split parent) window."""
-        self.jobs = {w: j for w, j in self.jobs.items() if w.end <= window.start or w.start >= window.end}
+        self.jobs = {
+            w: j for w, j in self.jobs.items() if w.end <= window.start or w.start >= window.end
+        }
         self.jobs[window] = job_id
 
     def done(self, window: Window) -> None:

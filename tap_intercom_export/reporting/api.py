@@ -9,6 +9,7 @@ reporting-data-export
 from __future__ import annotations
 
 import typing as t
+from http import HTTPStatus
 
 from tap_intercom_export.errors import ExportError, IntercomAPIError, IntercomNotFoundError
 from tap_intercom_export.jobs.api import ExportClient, Job
@@ -33,7 +34,7 @@ class ReportingNamer:
         """`data` for a CSV member; None for anything else (skipped)."""
         return "data" if member_stem(name) is not None else None
 
-    def kind_from_header(self, header: list[str]) -> str:
+    def kind_from_header(self, header: list[str]) -> str:  # noqa: ARG002 - the Namer interface
         """A lone CSV is the dataset's rows."""
         return "data"
 
@@ -92,12 +93,17 @@ class ReportingExportClient(ExportClient):
         return [DatasetSpec.from_api(d) for d in data or [] if isinstance(d, dict) and d.get("id")]
 
     def create_body(self, window: Window) -> dict[str, t.Any]:
-        """Unix seconds; the end is sent as is (a row on the bound may come in both windows,
-        and its key dedupes it: Intercom does not say whether `end_time` is inclusive)."""
-        assert self.dataset is not None
+        """The enqueue body: the dataset, its attributes and the window in unix seconds.
+
+        The end is sent as is (a row on the bound may come in both windows, and its key dedupes
+        it: Intercom does not say whether `end_time` is inclusive).
+        """
+        if self.dataset is None:
+            msg = f"{self.stream_name}: no dataset to export (discovery found none)"
+            raise ExportError(msg)
         return {
             "dataset_id": self.dataset.id,
-            "attribute_ids": [a.request_id(self.qualified) for a in self.attributes],
+            "attribute_ids": [a.request_id(qualified=self.qualified) for a in self.attributes],
             "start_time": window.start,
             "end_time": window.end,
         }
@@ -107,7 +113,7 @@ class ReportingExportClient(ExportClient):
         try:
             job = super().create(window)
         except IntercomAPIError as exc:
-            if exc.status != 400:
+            if exc.status != HTTPStatus.BAD_REQUEST:
                 raise
             msg = (
                 f"{exc}. Intercom refused the reporting job for {self.stream_name} {window}: if it "

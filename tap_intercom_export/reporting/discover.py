@@ -36,7 +36,7 @@ class _DatasetsProbe(IntercomStream):
 
     name = "reporting_datasets"
     path = DATASETS_PATH
-    schema: t.ClassVar[dict] = {"type": "object", "properties": {}}
+    schema: t.ClassVar[dict[str, t.Any]] = {"type": "object", "properties": {}}
     # Discovery runs before every sync without a catalog: an unreachable API must not hold it
     # up for the ten tries of a sync request.
     max_tries = 3
@@ -70,17 +70,15 @@ def check_settings(config: t.Mapping[str, t.Any]) -> None:
 
 
 def _from_catalog(tap: Tap) -> list[DatasetSpec]:
-    specs = []
-    for entry in tap.input_catalog.streams if tap.input_catalog else []:
-        if entry.tap_stream_id.startswith("reporting_"):
-            specs.append(
-                DatasetSpec.from_catalog(
-                    entry.tap_stream_id.removeprefix("reporting_"),
-                    entry.schema.to_dict(),
-                    entry.key_properties or (),
-                )
-            )
-    return specs
+    return [
+        DatasetSpec.from_catalog(
+            entry.tap_stream_id.removeprefix("reporting_"),
+            entry.schema.to_dict(),
+            entry.key_properties or (),
+        )
+        for entry in (tap.input_catalog.streams if tap.input_catalog else [])
+        if entry.tap_stream_id.startswith("reporting_")
+    ]
 
 
 def _from_workspace(tap: Tap) -> list[DatasetSpec]:

@@ -10,7 +10,6 @@ it. Polling, downloading and retrying stay the engine's.
 
 from __future__ import annotations
 
-import logging
 import typing as t
 
 from tap_intercom_export.errors import (
@@ -22,6 +21,8 @@ from tap_intercom_export.errors import (
 from tap_intercom_export.jobs.windows import Window, plan_windows
 
 if t.TYPE_CHECKING:
+    import logging
+
     from tap_intercom_export.jobs.api import Job
     from tap_intercom_export.reporting.api import ReportingExportClient
 
@@ -35,8 +36,10 @@ PERMISSION_HINT = (
 def chain_windows(
     start: int, end: int, seconds: int, in_flight: t.Iterable[Window]
 ) -> list[Window]:
-    """Windows from start to end that keep the bounds of jobs already in flight (so they are
-    reused), planned around them without gap or overlap."""
+    """Windows from start to end, planned around jobs already in flight without gap or overlap.
+
+    The bounds of in-flight jobs are kept, so those jobs are reused.
+    """
     windows: list[Window] = []
     cursor = start
     for window in sorted(set(in_flight)):

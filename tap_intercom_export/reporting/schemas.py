@@ -50,11 +50,11 @@ class Attribute:
     kind: str  # "date-time", "number" or "string"
     qualified_id: str | None = None
 
-    def request_id(self, qualified: bool) -> str:
+    def request_id(self, *, qualified: bool) -> str:
         """The id to send in `attribute_ids` (qualified from 2.16 when Intercom gives one)."""
         return self.qualified_id if qualified and self.qualified_id else self.id
 
-    def json_schema(self, time_attribute: bool) -> dict[str, t.Any]:
+    def json_schema(self, *, time_attribute: bool) -> dict[str, t.Any]:
         """The property: nullable, typed, with the attribute's ids in its description."""
         ids = f"`{self.id}` (`{self.qualified_id}`)" if self.qualified_id else f"`{self.id}`"
         note = " The dataset's time attribute." if time_attribute else ""
@@ -172,7 +172,8 @@ class DatasetSpec:
     def json_schema(self) -> dict[str, t.Any]:
         """Properties in Intercom's attribute order, then lineage and what did not fit."""
         props: dict[str, t.Any] = {
-            a.prop: a.json_schema(a.id == self.time_attribute_id) for a in self.attributes
+            a.prop: a.json_schema(time_attribute=a.id == self.time_attribute_id)
+            for a in self.attributes
         }
         if ROW_KEY in self.key:
             props[ROW_KEY] = {
@@ -221,7 +222,9 @@ class RowMapper:
             self.columns.append(attr)
             seen[col] = seen.get(col, 0) + 1
             self.extra_names.append(col if seen[col] == 1 else f"{col}#{seen[col]}")
-        self.unmatched = [n for n, a in zip(self.extra_names, self.columns) if a is None]
+        self.unmatched = [
+            n for n, a in zip(self.extra_names, self.columns, strict=True) if a is None
+        ]
         self.unfit: dict[str, int] = {}
         self.ragged = 0
         self._ranks: dict[str, int] = {}
@@ -290,7 +293,8 @@ def _timestamp(text: str) -> t.Any:
         return iso(int(text))
     for fmt in (_INTERCOM_TIME, "%Y-%m-%d %H:%M:%S %Z", "%Y-%m-%dT%H:%M:%S"):
         try:
-            parsed = datetime.strptime(text, fmt)
+            # No zone on purpose: the text is kept as Intercom wrote it (see below).
+            parsed = datetime.strptime(text, fmt)  # noqa: DTZ007
         except ValueError:
             continue
         # Intercom writes reporting times without a zone (in the workspace's time zone, one

@@ -11,8 +11,6 @@ from __future__ import annotations
 import time
 import typing as t
 
-import requests
-
 from tap_intercom_export.client import DEFAULT_START_DAYS, IntercomStream, config_time
 from tap_intercom_export.errors import IntercomAuthError
 from tap_intercom_export.jobs.archive import DecodeCounter, iter_csv
@@ -25,6 +23,7 @@ from tap_intercom_export.reporting.schemas import Attribute, DatasetSpec, RowMap
 from tap_intercom_export.timeutil import iso, unix
 
 if t.TYPE_CHECKING:
+    import requests
     from singer_sdk.helpers.types import Context
 
 IN_FLIGHT = "in_flight_jobs"
@@ -111,7 +110,7 @@ class ReportingStream(IntercomStream):
                 out[Window(unix(entry["window_start"]), unix(entry["window_end"]))] = str(
                     entry["job_identifier"]
                 )
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError):  # noqa: PERF203 - skip only the bad entry
                 self.logger.warning(
                     "Ignoring unreadable in-flight reporting job in state: %s", entry
                 )
@@ -189,7 +188,7 @@ class ReportingStream(IntercomStream):
 
     # -- sync -------------------------------------------------------------------------------
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:  # noqa: ARG002 - SDK hook signature
         """Export each planned window of this dataset and emit its rows."""
         self._prepare()
         if self.scheduler.forbidden:
@@ -234,7 +233,7 @@ class ReportingStream(IntercomStream):
 
     def _rows(
         self, result: WindowExport, client: ReportingExportClient
-    ) -> t.Generator[dict, None, int]:
+    ) -> t.Generator[dict[str, t.Any], None, int]:
         count = 0
         if result.archive is None:
             return count

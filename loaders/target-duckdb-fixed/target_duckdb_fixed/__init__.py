@@ -1,7 +1,7 @@
-"""target-duckdb 0.8.0, with its CSV COPY told that the temporary file has no header row.
+r"""target-duckdb 0.8.0, with its CSV COPY told that the temporary file has no header row.
 
 target-duckdb writes each batch to a header-less CSV and loads it with
-`COPY t FROM 'f' WITH (new_line '\\r\\n')`. From DuckDB 1.3 on, the CSV sniffer may decide that
+`COPY t FROM 'f' WITH (new_line '\r\n')`. From DuckDB 1.3 on, the CSV sniffer may decide that
 line 1 is a header (it depends on the column types), and that row is silently dropped: one row
 per stream per batch, so a one-row batch leaves the table empty (duckdb/duckdb#21653).
 The upstream fix (jwills/target-duckdb#58, `HEADER 0`) is merged but not released; this wrapper
@@ -49,7 +49,7 @@ class FixedConnection:
 def main() -> None:
     """`target-duckdb-intercom`: the upstream entry point with the fixed connection."""
     # Imported here so that `fix_copy` can be tested without the target installed.
-    import target_duckdb
+    import target_duckdb  # noqa: PLC0415
 
     connect = target_duckdb.duckdb_connect
     # `main` looks `duckdb_connect` up in its module at call time, so this is all it takes.
