@@ -11,4 +11,6 @@ PY=${PYTHON:-python3}
 # shellcheck source=scripts/meltano-env.sh
 . scripts/meltano-env.sh
 ensure_meltano
+# Lint, format and types first: a finding fails the run before any test (scripts/lint.sh).
+bash scripts/lint.sh
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -122,8 +121,13 @@ def test_unsupported_encoding_is_refused_with_the_setting_named(make_fake, clock
     fake = make_fake()
     cfg = batch_config(tmp_path)
     cfg["encoding"]["format"] = "parquet"
-    with pytest.raises(ValueError, match="batch_config.encoding.format='parquet' is not supported"):
-        run_tap(export_config(fake, end_date="2023-10-26T00:00:00Z", batch_config=cfg), select=export_streams())
+    with pytest.raises(
+        ValueError, match=r"batch_config\.encoding\.format='parquet' is not supported"
+    ):
+        run_tap(
+            export_config(fake, end_date="2023-10-26T00:00:00Z", batch_config=cfg),
+            select=export_streams(),
+        )
 
 
 def test_other_statistics_go_as_batch_files_too(make_fake, clock, tmp_path) -> None:

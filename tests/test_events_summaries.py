@@ -19,13 +19,15 @@ now = test_events.now
 HOUR = 3600
 
 
-
 def event_calls(fake):
     """The fake's request log without the reporting discovery every catalog-less run makes."""
     return [r for r in fake.log if not r.path.startswith("/export/reporting_data/")]
 
+
 def summary_calls(fake: t.Any, since: int = 0) -> list:
-    return [r for r in event_calls(fake)[since:] if r.path == "/events" and r.arg("summary") == "true"]
+    return [
+        r for r in event_calls(fake)[since:] if r.path == "/events" and r.arg("summary") == "true"
+    ]
 
 
 def upsert(*runs: list[dict]) -> dict[tuple, dict]:
@@ -85,7 +87,9 @@ def test_summaries_alone_check_each_contacts_newest_event(events_fake, now) -> N
     before = len(event_calls(fake))
     second = run_tap(config(fake), state=first.state, select=[SUMMARIES])
 
-    checks = [r for r in event_calls(fake)[before:] if r.path == "/events" and r.arg("per_page") == "1"]
+    checks = [
+        r for r in event_calls(fake)[before:] if r.path == "/events" and r.arg("per_page") == "1"
+    ]
     assert len(checks) == len(fake.events.contacts)
     assert {r.arg("intercom_user_id") for r in summary_calls(fake, before)} == set(changed)
     full = run_tap(config(fake), select=[SUMMARIES])

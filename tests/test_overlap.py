@@ -56,12 +56,19 @@ def test_next_job_is_created_before_the_window_is_emitted(make_fake, clock) -> N
     run = run_tap(export_config(fake))
     # While window 1 is emitted, job 2 exists and is in the state; window 1's bookmark has not
     # moved yet.
-    during = [s for s in run.states if len(s["bookmarks"]["message_export_jobs"].get("in_flight_jobs", [])) > 1]
+    during = [
+        s
+        for s in run.states
+        if len(s["bookmarks"]["message_export_jobs"].get("in_flight_jobs", [])) > 1
+    ]
     assert during, "no STATE shows a job created ahead"
     first = during[0]["bookmarks"]
     open_jobs = [j["job_identifier"] for j in first["message_export_jobs"]["in_flight_jobs"]]
     assert open_jobs[:2] == ["job0001", "job0002"]
-    assert first["message_receipts"].get("replication_key_value") in (None, "2023-10-25T00:00:00+00:00")
+    assert first["message_receipts"].get("replication_key_value") in (
+        None,
+        "2023-10-25T00:00:00+00:00",
+    )
     # Job 2 was created right after job 1's download, before window 1's first record.
     log = [(r.method, r.path) for r in fake.log]
     assert log.index(("POST", "/export/content/data"), 1) < log.index(
@@ -70,7 +77,11 @@ def test_next_job_is_created_before_the_window_is_emitted(make_fake, clock) -> N
     receipts = run.records("message_receipts")
     assert len(receipts) == 20 * 24
     end = run.state["bookmarks"]["message_export_jobs"]
-    assert end["in_flight_jobs"] == [] and "in_flight_job" not in end and "in_flight_jobs_ahead" not in end
+    assert (
+        end["in_flight_jobs"] == []
+        and "in_flight_job" not in end
+        and "in_flight_jobs_ahead" not in end
+    )
 
 
 def test_same_records_and_state_as_one_after_another(make_fake, clock) -> None:
@@ -125,7 +136,9 @@ def test_resume_after_kill_reuses_the_job_created_ahead(make_fake, clock) -> Non
     first = run_tap(config)
     # The STATE a run killed in window 1's emission leaves: window 1 not done, job 2 ahead.
     killed = next(
-        s for s in first.states if len(s["bookmarks"]["message_export_jobs"].get("in_flight_jobs", [])) > 1
+        s
+        for s in first.states
+        if len(s["bookmarks"]["message_export_jobs"].get("in_flight_jobs", [])) > 1
     )
     again = run_tap(config, state=killed)
     jobs = [(j["job_identifier"], j["resumed"]) for j in again.records("message_export_jobs")]

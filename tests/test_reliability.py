@@ -389,7 +389,10 @@ def test_sigterm_mid_download_stops_promptly_and_resumes(make_fake, tmp_path, cl
     assert time.monotonic() - started < 5
     assert list(tmp.iterdir()) == []  # the partial download is gone
     states = [json.loads(line)["value"] for line in out.splitlines() if '"STATE"' in line]
-    assert states[-1]["bookmarks"]["message_export_jobs"]["in_flight_jobs"][0]["job_identifier"] == "job0001"
+    assert (
+        states[-1]["bookmarks"]["message_export_jobs"]["in_flight_jobs"][0]["job_identifier"]
+        == "job0001"
+    )
     fake.exports.download_delay = 0
     run = run_tap(config, state=states[-1])
     assert [j["job_identifier"] for j in run.records("message_export_jobs")] == ["job0001"]

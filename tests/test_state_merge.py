@@ -1,5 +1,8 @@
-"""STATE survives Meltano's merge of a run's state into the stored one (`meltano run
---full-refresh`, `--state-strategy merge`): no crash, no stale open job, the right job resumed."""
+"""STATE survives Meltano's merge of a run's state into the stored one.
+
+Meltano merges on `meltano run --full-refresh` and `--state-strategy merge`: no crash, no stale
+open job, the right job resumed.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,12 @@ from tests.conftest import run_tap as run_any
 
 
 def meltano_merge(src: dict, dest: dict) -> dict:
-    """A faithful copy of `meltano.core.utils.merge` (Meltano 4.4.1), used by
-    `MeltanoState.json_merged`/`merge_partial` in meltano/core/state_store/base.py: dicts recurse
-    (a stored null under a new object fails), anything else replaces, keys only in `dest` stay."""
+    """A faithful copy of `meltano.core.utils.merge` (Meltano 4.4.1).
+
+    Used by `MeltanoState.json_merged`/`merge_partial` in meltano/core/state_store/base.py: dicts
+    recurse (a stored null under a new object fails), anything else replaces, keys only in `dest`
+    stay.
+    """
     for key, value in src.items():
         if isinstance(value, dict):
             node = dest.setdefault(key, {})
@@ -35,7 +41,8 @@ def until_job(states: list[dict]) -> list[dict]:
     for i, state in enumerate(states):
         if state["bookmarks"].get("message_export_jobs", {}).get("in_flight_jobs"):
             return states[: i + 1]
-    raise AssertionError("no STATE with an open job")
+    msg = "no STATE with an open job"
+    raise AssertionError(msg)
 
 
 def test_meltano_merge_rule_is_what_crashed() -> None:
@@ -45,7 +52,8 @@ def test_meltano_merge_rule_is_what_crashed() -> None:
     except (TypeError, AttributeError):
         pass
     else:
-        raise AssertionError("the copied merge rule no longer fails on null -> object")
+        msg = "the copied merge rule no longer fails on null -> object"
+        raise AssertionError(msg)
 
 
 def test_killed_completed_and_new_job_runs_merge_cleanly(make_fake, clock) -> None:
@@ -75,7 +83,9 @@ def test_killed_completed_and_new_job_runs_merge_cleanly(make_fake, clock) -> No
     resumed = run_any(later, stored, select=export_streams())
     jobs = [(j["job_identifier"], j["resumed"]) for j in resumed.records("message_export_jobs")]
     assert jobs[0] == (new_job["job_identifier"], True)
-    assert persist(stored, resumed.states)["bookmarks"]["message_export_jobs"]["in_flight_jobs"] == []
+    assert (
+        persist(stored, resumed.states)["bookmarks"]["message_export_jobs"]["in_flight_jobs"] == []
+    )
 
 
 def test_legacy_open_jobs_are_resumed_and_do_not_come_back(make_fake, clock) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing as t
+
 from tap_intercom_export.client import IntercomStream
 from tap_intercom_export.timeutil import iso, unix
 
@@ -29,9 +31,10 @@ class ExportWindowStream(IntercomStream):
 
 
 def advance_bookmark(stream: ExportWindowStream, window_end: int) -> None:
-    """Record that `stream` has every row up to `window_end` (a re-exported window never
-    moves the bookmark back)."""
+    """Record that `stream` has every row up to `window_end`.
+
+    A re-exported window never moves the bookmark back.
+    """
     stream.high_water = max(stream.high_water, window_end)
-    stream.state_manager.increment_state(
-        {stream.replication_key: iso(stream.high_water)}, replication_key=stream.replication_key
-    )
+    key = t.cast("str", stream.replication_key)  # every export stream declares one
+    stream.state_manager.increment_state({key: iso(stream.high_water)}, replication_key=key)

@@ -14,7 +14,6 @@ import threading
 import time
 import typing as t
 
-import requests
 from singer_sdk import typing as th
 
 from tap_intercom_export.client import DEFAULT_START_DAYS, config_time
@@ -29,6 +28,7 @@ from tap_intercom_export.jobs.windows import Window, plan_windows
 from tap_intercom_export.timeutil import iso
 
 if t.TYPE_CHECKING:
+    import requests
     from singer_sdk.helpers._batch import BatchConfig
     from singer_sdk.helpers.types import Context
 
@@ -102,9 +102,12 @@ class MessageExportJobsStream(ExportWindowStream):
         session.stream = True
         return session
 
-    def get_batch_config(self, config: t.Mapping) -> BatchConfig | None:  # noqa: ARG002
-        """The job ledger stays RECORD even with batch_config: one small record per window,
-        written right after the window's files, so a kill never leaves it in an unsent batch."""
+    def get_batch_config(self, config: t.Mapping[str, t.Any]) -> BatchConfig | None:  # noqa: ARG002
+        """The job ledger stays RECORD even with batch_config.
+
+        One small record per window, written right after the window's files, so a kill never
+        leaves it in an unsent batch.
+        """
         return None
 
     def export_settings(self) -> ExportSettings:
@@ -130,13 +133,17 @@ class MessageExportJobsStream(ExportWindowStream):
         # lookback re-exports the last `export_lookback_days` in one job reaching the run's end
         # (see lookback.py for why one job, and why not on every run).
         lookback = Lookback.from_config(self.config)
-        due = lookback.is_due(self.stream_state, now, has_bookmarks=any(v is not None for v in saved.values()))
+        due = lookback.is_due(
+            self.stream_state, now, has_bookmarks=any(v is not None for v in saved.values())
+        )
         self.lookback_started = now if due or LAST_LOOKBACK not in self.stream_state else None
         back = lookback.seconds if due else 0
         for child in children:
             bookmark = saved[child.name]
             child.high_water = bookmark or default
-            child.export_from = default if bookmark is None else max(bookmark - back, start_date or 0)
+            child.export_from = (
+                default if bookmark is None else max(bookmark - back, start_date or 0)
+            )
         self.high_water = max(self.saved_bookmark() or 0, min(c.high_water for c in children))
         start = min(child.export_from for child in children)
         window_seconds = self.export_settings().window_seconds
@@ -178,9 +185,11 @@ class MessageExportJobsStream(ExportWindowStream):
         self.state_manager.is_flushed = False
         self._write_state_message()
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:  # noqa: ARG002 - SDK hook
         """Export each planned window and hand its archive to the selected children."""
-        children = [c for c in self.child_streams if isinstance(c, ExportWindowStream) and c.selected]
+        children = [
+            c for c in self.child_streams if isinstance(c, ExportWindowStream) and c.selected
+        ]
         if not children:
             self.logger.info("No message_* stream is selected: no export job is created.")
             return
@@ -252,7 +261,11 @@ class MessageExportJobsStream(ExportWindowStream):
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    def generate_child_contexts(self, record: dict, context: Context | None) -> t.Iterable[dict]:
+    def generate_child_contexts(
+        self,
+        record: dict[str, t.Any],  # noqa: ARG002 - SDK hook
+        context: Context | None,  # noqa: ARG002 - SDK hook
+    ) -> t.Iterable[dict[str, t.Any]]:
         """Children read the current window from this stream, so their context stays empty.
 
         An empty context keeps their state unpartitioned: one bookmark per stream, not one

@@ -72,7 +72,7 @@ class MessageOtherStatisticsStream(MessageStatStream):
     primary_keys = ("kind", "row_key")
     schema = _schema()
 
-    def _typed_rows(self, result: WindowExport) -> t.Iterator[dict]:
+    def _typed_rows(self, result: WindowExport) -> t.Iterator[dict[str, t.Any]]:
         """Every row of the unknown kinds in the window, as records (RECORD and BATCH alike)."""
         result.rows[ROWS_KEY] = 0
         if result.archive is None:

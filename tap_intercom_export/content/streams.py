@@ -1,6 +1,7 @@
-"""Message data export streams: one stream per CSV file kind, fed window by window by the ledger
-(`message_export_jobs`, ledger.py). Each stream's bookmark is the end of the last window whose
-rows it has fully emitted.
+"""Message data export streams: one stream per CSV file kind, fed window by window.
+
+The ledger (`message_export_jobs`, ledger.py) hands each finished window over. Each stream's
+bookmark is the end of the last window whose rows it has fully emitted.
 """
 
 from __future__ import annotations
@@ -49,12 +50,14 @@ class MessageStatStream(ExportWindowStream):
         self._deselection: tuple[t.Any, tuple[str, ...] | None] = (None, None)
         self._bookmarked: t.Any = None
 
-    def sync(self, context: Context | None = None) -> None:
+    def sync(self, context: Context | None = None) -> None:  # type: ignore[misc]  # the SDK marks sync final; the ledger calls it once per window and the per-window marker must reset
         """Sync one window's rows (the parent calls this once per window)."""
         self._bookmarked = None
         super().sync(context)
 
-    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
+    def _increment_stream_state(
+        self, latest_record: dict[str, t.Any], *, context: Context | None = None
+    ) -> None:
         # Every row of a window carries the same export_window_start, and nothing else touches
         # the state while one sync() emits rows, so repeating the SDK's per-record update (a
         # state lookup and compare per row) after the first row would change nothing.
@@ -65,7 +68,10 @@ class MessageStatStream(ExportWindowStream):
         self._bookmarked = value
 
     def _process_record(
-        self, record: dict, child_context: Context | None = None, partition_context: Context | None = None
+        self,
+        record: dict[str, t.Any],
+        child_context: Context | None = None,
+        partition_context: Context | None = None,
     ) -> None:
         # The SDK's version (singer_sdk/streams/core.py, 0.54.9) asks every record for child
         # contexts and copies them, to sync child streams: a tenth of the tap's time, for
@@ -74,7 +80,9 @@ class MessageStatStream(ExportWindowStream):
         if self.child_streams or partition_context:
             super()._process_record(record, child_context, partition_context)
 
-    def _generate_record_messages(self, record: dict) -> t.Generator[RecordMessage, None, None]:
+    def _generate_record_messages(
+        self, record: dict[str, t.Any]
+    ) -> t.Generator[RecordMessage, None, None]:
         # The SDK's version of this per-record hook (singer_sdk/streams/core.py, 0.54.9) walks
         # the selection mask key by key and the schema value by value for every record: with
         # conformance off (see TYPE_CONFORMANCE_LEVEL) the mask walk alone was a fifth of the
@@ -106,16 +114,15 @@ class MessageStatStream(ExportWindowStream):
             self._deselection = (mask, None if nested else names)
         return self._deselection[1]
 
-
     def _window(self) -> WindowExport | None:
         """The window the parent has on disk, if this stream has rows to emit from it."""
-        parent = t.cast(MessageExportJobsStream, self._tap.streams[MessageExportJobsStream.name])
+        parent = t.cast("MessageExportJobsStream", self._tap.streams[MessageExportJobsStream.name])
         result = parent.current
         if result is None or result.window.end <= self.export_from:
             return None
         return result
 
-    def _typed_rows(self, result: WindowExport) -> t.Iterator[dict]:
+    def _typed_rows(self, result: WindowExport) -> t.Iterator[dict[str, t.Any]]:
         """This kind's rows of the window, typed, member after member; counted in `result.rows`."""
         window = result.window
         kind = self.spec.kind
@@ -141,7 +148,7 @@ class MessageStatStream(ExportWindowStream):
             result.rows[kind] += count
             self._report_quirks(typer, counter, member.name)
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict]:  # noqa: ARG002
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:  # noqa: ARG002
         """Emit this kind's rows of the window the parent has on disk, then move the bookmark."""
         result = self._window()
         if result is None:
@@ -150,7 +157,9 @@ class MessageStatStream(ExportWindowStream):
         advance_bookmark(self, result.window.end)
 
     def get_batches(
-        self, batch_config: BatchConfig, context: Context | None = None  # noqa: ARG002
+        self,
+        batch_config: BatchConfig,
+        context: Context | None = None,  # noqa: ARG002
     ) -> t.Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
         """Write this kind's rows of the window into batch files; one BATCH message per file.
 
@@ -198,7 +207,9 @@ class MessageStatStream(ExportWindowStream):
             )
         if counter.replaced:
             self.logger.warning(
-                "%s: %d byte(s) were not UTF-8 and were replaced by U+FFFD.", member, counter.replaced
+                "%s: %d byte(s) were not UTF-8 and were replaced by U+FFFD.",
+                member,
+                counter.replaced,
             )
             counter.replaced = 0
 
@@ -219,4 +230,3 @@ def _stat_stream(spec: FileKind) -> type[MessageStatStream]:
 
 
 MESSAGE_STAT_STREAMS: list[type[MessageStatStream]] = [_stat_stream(s) for s in FILE_KINDS.values()]
-

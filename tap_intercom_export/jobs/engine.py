@@ -1,5 +1,7 @@
-"""The export-job engine: one job per window, created, polled, downloaded, verified, retried,
-split, resumed and canceled as Intercom's asynchronous exports require.
+"""The export-job engine: one job per window, from creation to a verified archive on disk.
+
+Each job is created, polled, downloaded, verified, retried, split, resumed and canceled as
+Intercom's asynchronous exports require.
 
 Everything that waits takes an injected `clock`/`sleep`, so tests drive hours of polling in
 milliseconds. All HTTP goes through an `ExportClient` (jobs/api.py), which speaks through the
@@ -21,7 +23,6 @@ finished window is handed to the consumer: Intercom works on it while the rows a
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
 import typing as t
@@ -44,14 +45,18 @@ from tap_intercom_export.jobs.model import ExportSettings, WindowExport
 from tap_intercom_export.jobs.windows import Window
 from tap_intercom_export.timeutil import iso
 
-class _Retry(Exception):
+if t.TYPE_CHECKING:
+    import logging
+
+
+class _RetryJobError(Exception):
     """Internal: the job for this window must be created again (reason in the message)."""
 
 
 class ExportRunner:
     """Runs one export job per window, resuming, retrying and splitting as Intercom requires."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the clocks and hooks are injected for tests
         self,
         client: ExportClient,
         settings: ExportSettings,
@@ -67,7 +72,7 @@ class ExportRunner:
         self.client = client
         self.settings = settings
         self.logger = logger
-        self.on_job_created = on_job_created or (lambda window, job: None)
+        self.on_job_created = on_job_created or (lambda _window, _job: None)
         self.clock = clock
         self.wall = wall
         self.sleep = sleep
@@ -79,7 +84,7 @@ class ExportRunner:
 
     # -- the plan ---------------------------------------------------------------------------
 
-    def run(
+    def run(  # noqa: C901, PLR0912 - one loop over the plan: resume, split, create ahead
         self,
         windows: t.Iterable[Window],
         resume: tuple[Window, str] | None = None,
@@ -122,7 +127,9 @@ class ExportRunner:
         while queue:
             window = queue.popleft()
             try:
-                result = self._export_window(window, known.pop(window, None), self.ahead.pop(window, None))
+                result = self._export_window(
+                    window, known.pop(window, None), self.ahead.pop(window, None)
+                )
             except SplitWindow as why:
                 if window.seconds <= self.settings.min_window_seconds:
                     msg = (
@@ -153,12 +160,21 @@ class ExportRunner:
             except ExportJobActiveError:
                 # Another job is pending (ours or someone else's): this window's job is
                 # created in turn, when it is this window's turn to be exported.
-                self.logger.info("Not creating the job for %s ahead: another export job is pending.", window)
+                self.logger.info(
+                    "Not creating the job for %s ahead: another export job is pending.", window
+                )
                 return
-            except (IntercomAPIError, IntercomRetriableError, ExportError, requests.RequestException) as exc:
+            except (
+                IntercomAPIError,
+                IntercomRetriableError,
+                ExportError,
+                requests.RequestException,
+            ) as exc:
                 # The finished window's rows come first; creating in turn retries, or fails
                 # with its own clear error, after they are emitted and bookmarked.
-                self.logger.warning("Could not create the job for %s ahead (%s): creating it in turn.", window, exc)
+                self.logger.warning(
+                    "Could not create the job for %s ahead (%s): creating it in turn.", window, exc
+                )
                 return
             self.ahead[window] = (job, int(self.wall()))
             self.logger.info(
@@ -179,14 +195,14 @@ class ExportRunner:
         while True:
             attempts += 1
             if ahead:
-                job, resumed, created_at = ahead[0], False, ahead[1]
+                job, resumed, created_at = ahead[0], False, t.cast("int | None", ahead[1])
                 ahead = None
             else:
                 job, resumed, created_at = self._create_or_resume(window, resume_id)
             resume_id = None
             try:
                 return self._finish(window, job, resumed, created_at, attempts)
-            except _Retry as why:
+            except _RetryJobError as why:
                 failures += why.args[0] in ("failed", "canceled")
                 if failures >= self.settings.create_attempts:
                     msg = f"its job failed or was canceled {failures} times (last: {job.job_id})"
@@ -205,7 +221,9 @@ class ExportRunner:
                     why.args[1] if len(why.args) > 1 else why,
                 )
 
-    def _create_or_resume(self, window: Window, resume_id: str | None) -> tuple[Job, bool, int | None]:
+    def _create_or_resume(
+        self, window: Window, resume_id: str | None
+    ) -> tuple[Job, bool, int | None]:
         if resume_id:
             try:
                 job = self.client.status(resume_id)
@@ -215,9 +233,13 @@ class ExportRunner:
                     resume_id,
                 )
             except ExportJobFailedError:
-                self.logger.warning("In-flight export job %s from state failed: creating a new one.", resume_id)
+                self.logger.warning(
+                    "In-flight export job %s from state failed: creating a new one.", resume_id
+                )
             else:
-                if job.status in self.client.active_statuses + self.client.done_statuses + ("no_data",):
+                if job.status in self.client.active_statuses + self.client.done_statuses + (
+                    "no_data",
+                ):
                     self.logger.info(
                         "Resuming export job %s for window %s (status %s) from state.",
                         job.job_id,
@@ -226,7 +248,9 @@ class ExportRunner:
                     )
                     return job, True, None
                 self.logger.warning(
-                    "In-flight export job %s from state is %s: creating a new one.", resume_id, job.status
+                    "In-flight export job %s from state is %s: creating a new one.",
+                    resume_id,
+                    job.status,
                 )
         job = self._create(window)
         return job, False, int(self.wall())
@@ -241,7 +265,8 @@ class ExportRunner:
                 if self._stale_jobs:
                     stale = self._stale_jobs.pop(0)
                     self.logger.warning(
-                        "Another export job is active; canceling our own stale job %s from state.", stale
+                        "Another export job is active; canceling our own stale job %s from state.",
+                        stale,
                     )
                     self._cancel_quietly(stale)
                     continue
@@ -284,7 +309,7 @@ class ExportRunner:
         self,
         window: Window,
         job: Job,
-        resumed: bool,
+        resumed: bool,  # noqa: FBT001 - private, called in one place with a named variable
         created_at: int | None,
         attempts: int,
     ) -> WindowExport:
@@ -306,7 +331,10 @@ class ExportRunner:
             self.current_job = None
             return result
         if job.download_expires_at is not None and job.download_expires_at <= self.wall():
-            raise _Retry("expired", f"has a download that expired at {iso(job.download_expires_at)}")
+            raise _RetryJobError(
+                "expired",  # noqa: EM101 - a reason code, not a message
+                f"has a download that expired at {iso(job.download_expires_at)}",
+            )
         self._download(result)
         self.current_job = None
         return result
@@ -330,9 +358,9 @@ class ExportRunner:
             if job.status in self.client.done_statuses or job.status == "no_data":
                 return job
             if job.status == "failed":
-                raise _Retry("failed", "failed on Intercom's side")
+                raise _RetryJobError("failed", "failed on Intercom's side")  # noqa: EM101 - a reason code, not a message
             if job.status in ("canceled", "cancelled"):
-                raise _Retry("canceled", "was canceled (not by this tap)")
+                raise _RetryJobError("canceled", "was canceled (not by this tap)")  # noqa: EM101 - a reason code, not a message
             if job.status not in self.client.active_statuses:
                 msg = (
                     f"Export job {job.job_id} for window {window} has status {job.status!r}, "
@@ -351,23 +379,26 @@ class ExportRunner:
             try:
                 job = self.client.status(job.job_id)
             except ExportJobFailedError as exc:
-                raise _Retry("failed", f"failed on Intercom's side ({exc})") from exc
+                raise _RetryJobError("failed", f"failed on Intercom's side ({exc})") from exc  # noqa: EM101 - a reason code, not a message
 
     def _download(self, result: WindowExport) -> None:
         job = result.job
         for attempt in range(1, self.settings.download_attempts + 1):
             handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept until the window is done
-                prefix=f"intercom-export-{job.job_id}-", suffix=".bin", dir=self.temp_dir, delete=False
+                prefix=f"intercom-export-{job.job_id}-",
+                suffix=".bin",
+                dir=self.temp_dir,
+                delete=False,
             )
             path = Path(handle.name)
             started = self.clock()
             try:
                 with handle:
-                    result.download_bytes = self.client.download(job, handle)
+                    result.download_bytes = self.client.download(job, t.cast("t.BinaryIO", handle))
                 archive = self.client.open_archive(path)
             except IntercomNotFoundError as exc:
                 path.unlink(missing_ok=True)
-                raise _Retry("expired", "has no download any more (HTTP 404)") from exc
+                raise _RetryJobError("expired", "has no download any more (HTTP 404)") from exc  # noqa: EM101 - a reason code, not a message
             except (ArchiveError, requests.exceptions.RequestException, OSError) as exc:
                 path.unlink(missing_ok=True)
                 if attempt == self.settings.download_attempts:
@@ -406,8 +437,10 @@ class ExportRunner:
             return
 
     def cancel_current(self) -> None:
-        """Cancel the job being polled and those created ahead (used on Ctrl-C); completed
-        jobs are left alone."""
+        """Cancel the job being polled and those created ahead (used on Ctrl-C).
+
+        Completed jobs are left alone.
+        """
         jobs = [self.current_job] if self.current_job else []
         jobs += [job for job, _ in self.ahead.values()]
         for job in jobs:
@@ -419,4 +452,3 @@ class ExportRunner:
                 continue
             self.logger.warning("Canceling export job %s on interrupt.", job.job_id)
             self._cancel_quietly(job.job_id)
-

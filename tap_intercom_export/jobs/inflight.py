@@ -20,6 +20,9 @@ import typing as t
 from tap_intercom_export.jobs.windows import Window
 from tap_intercom_export.timeutil import iso, unix
 
+if t.TYPE_CHECKING:
+    import logging
+
 IN_FLIGHT = "in_flight_jobs"
 LEGACY_FIRST = "in_flight_job"
 LEGACY_AHEAD = "in_flight_jobs_ahead"
