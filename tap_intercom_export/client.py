@@ -194,6 +194,14 @@ class IntercomStream(RESTStream):
     #: The clock used to read rate-limit reset times; tests replace it.
     clock: t.Callable[[], float] = staticmethod(time.time)
 
+    def saved_bookmark(self) -> int | None:
+        """Unix seconds of this stream's bookmark in state (None: no bookmark, or another key's)."""
+        state = self.stream_state
+        value = state.get("replication_key_value")
+        if value and state.get("replication_key") == self.replication_key:
+            return unix(value)
+        return None
+
     @property
     def url_base(self) -> str:
         """The API root of the configured region (or `api_url`)."""

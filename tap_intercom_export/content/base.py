@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing as t
 
 from tap_intercom_export.client import IntercomStream
-from tap_intercom_export.timeutil import iso, unix
+from tap_intercom_export.timeutil import iso
 
 
 class ExportWindowStream(IntercomStream):
@@ -20,14 +20,6 @@ class ExportWindowStream(IntercomStream):
     check_sorted = False
     #: Unix seconds this run has every row up to (the saved bookmark, then each window's end).
     high_water: int = 0
-
-    def saved_bookmark(self) -> int | None:
-        """Unix seconds up to which a previous run emitted every row, from state."""
-        state = self.stream_state
-        value = state.get("replication_key_value")
-        if value and state.get("replication_key") == self.replication_key:
-            return unix(value)
-        return None
 
 
 def advance_bookmark(stream: ExportWindowStream, window_end: int) -> None:

@@ -32,7 +32,7 @@ from tap_intercom_export.events.summaries import (
     CONTACT_EVENT_PROPERTIES,
     ContactEventSummariesStream,
 )
-from tap_intercom_export.timeutil import iso, unix
+from tap_intercom_export.timeutil import iso
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -106,15 +106,10 @@ class ContactEventsStream(ContactFanOutStream):
         if end is not None:
             until = min(until, end - 1)
         start = config_time(self.config, "start_date")
-        state = self.stream_state
-        bookmark = (
-            state.get("replication_key_value")
-            if state.get("replication_key") == self.replication_key
-            else None
-        )
+        bookmark = self.saved_bookmark()
         listable_from = now - LISTABLE_DAYS * DAY
-        if bookmark:
-            after = unix(bookmark)
+        if bookmark is not None:
+            after = bookmark
             if start is not None and start - 1 > after:
                 after = start - 1
             if after + 1 < listable_from:

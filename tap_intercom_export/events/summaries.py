@@ -110,9 +110,7 @@ class ContactEventSummariesStream(ContactFanOutStream):
         days = self.full_refresh_days()
         bookmark = full_at = None
         try:
-            if state.get("replication_key") == self.replication_key:
-                value = state.get("replication_key_value")
-                bookmark = unix(value) if value else None
+            bookmark = self.saved_bookmark()
             full_at = unix(state[FULL_READ_AT]) if state.get(FULL_READ_AT) else None
         except (TypeError, ValueError):
             self.logger.warning(

@@ -94,14 +94,6 @@ class ReportingStream(IntercomStream):
             timeout=float(cfg.get("export_timeout_seconds", 43200)),
         )
 
-    def saved_bookmark(self) -> int | None:
-        """Unix seconds up to which a previous run emitted every row, from state."""
-        state = self.stream_state
-        value = state.get("replication_key_value")
-        if value and state.get("replication_key") == self.replication_key:
-            return unix(value)
-        return None
-
     def in_flight(self) -> dict[Window, str]:
         """Jobs a previous run enqueued and did not finish, by window, from state."""
         out: dict[Window, str] = {}
