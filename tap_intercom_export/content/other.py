@@ -116,9 +116,4 @@ class MessageOtherStatisticsStream(MessageStatStream):
                     "receipt_id": data.get("receipt_id"),
                     "data": data,
                 }
-        if counter.replaced:
-            self.logger.warning(
-                "%s: %d byte(s) were not UTF-8 and were replaced by U+FFFD.",
-                member.name,
-                counter.replaced,
-            )
+        counter.report(self.logger, member.name)

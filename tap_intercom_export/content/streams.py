@@ -205,13 +205,7 @@ class MessageStatStream(ExportWindowStream):
                 n,
                 column,
             )
-        if counter.replaced:
-            self.logger.warning(
-                "%s: %d byte(s) were not UTF-8 and were replaced by U+FFFD.",
-                member,
-                counter.replaced,
-            )
-            counter.replaced = 0
+        counter.report(self.logger, member)
 
 
 def _stat_stream(spec: FileKind) -> type[MessageStatStream]:

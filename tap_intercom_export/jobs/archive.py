@@ -24,6 +24,9 @@ from pathlib import Path
 
 from tap_intercom_export.errors import ArchiveError
 
+if t.TYPE_CHECKING:
+    import logging
+
 _CHUNK = 1 << 20
 
 # Intercom's survey answers and free-text replies can be long; csv's default 128 KiB field
@@ -217,6 +220,14 @@ class DecodeCounter:
             raise err
         self.replaced += err.end - err.start
         return "\ufffd", err.end
+
+    def report(self, logger: logging.Logger, member: str) -> None:
+        """Warn once per member about the bytes replaced in it, then count again from zero."""
+        if self.replaced:
+            logger.warning(
+                "%s: %d byte(s) were not UTF-8 and were replaced by U+FFFD.", member, self.replaced
+            )
+            self.replaced = 0
 
 
 def iter_csv(stream: t.BinaryIO, counter: DecodeCounter) -> tuple[list[str], t.Iterator[list[str]]]:

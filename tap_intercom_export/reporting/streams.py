@@ -275,13 +275,7 @@ class ReportingStream(IntercomStream):
                 mapper.ragged,
                 member,
             )
-        if counter.replaced:
-            self.logger.warning(
-                "%s: %d byte(s) were not UTF-8 and were replaced by U+FFFD.",
-                member,
-                counter.replaced,
-            )
-            counter.replaced = 0
+        counter.report(self.logger, member)
 
 
 def stream_class(spec: DatasetSpec, scheduler: ReportingScheduler) -> type[ReportingStream]:
