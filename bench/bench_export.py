@@ -89,7 +89,7 @@ def timed(name: str, rows: int, argv: list[str], env: dict[str, str] | None = No
     return Run(name, rows, seconds, usage.ru_maxrss / 1024)
 
 
-def tap_config(url: str, workdir: Path, *, batch: bool) -> Path:
+def tap_config(url: str, workdir: Path, *, batch: bool, compression: str = "gzip") -> Path:
     """A config for one one-day window of the fake; BATCH output under `workdir` if asked."""
     cfg: dict[str, t.Any] = {
         "access_token": TOKEN,
@@ -104,7 +104,7 @@ def tap_config(url: str, workdir: Path, *, batch: bool) -> Path:
         out = workdir / "batches"
         out.mkdir(exist_ok=True)
         cfg["batch_config"] = {
-            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "encoding": {"format": "jsonl", "compression": compression},
             "storage": {"root": out.as_uri(), "prefix": "batch-"},
             "batch_size": 100_000,
         }
