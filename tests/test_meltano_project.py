@@ -61,6 +61,9 @@ def test_extractor_definition_matches_the_package() -> None:
 
 def test_loaders_are_pinned_to_the_tested_versions() -> None:
     assert plugin("loaders", "target-postgres")["pip_url"] == "meltanolabs-target-postgres==0.8.1"
+    # COPY is what makes BATCH into PostgreSQL pay off (README, "End to end"); the meltano run
+    # tests into PostgreSQL load through it.
+    assert plugin("loaders", "target-postgres")["config"]["use_copy"] is True
     assert plugin("loaders", "target-jsonl")["pip_url"] == "target-jsonl==0.1.4"
     duck = plugin("loaders", "target-duckdb")
     assert duck["pip_url"] == "-e ./loaders/target-duckdb-fixed"
