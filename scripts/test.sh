@@ -13,4 +13,6 @@ PY=${PYTHON:-python3}
 ensure_meltano
 # Lint, format and types first: a finding fails the run before any test (scripts/lint.sh).
 bash scripts/lint.sh
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# One worker per core (at most 4), whole files per worker: a file's Meltano install and fake
+# server are set up once, and the Meltano end-to-end files run beside the in-process tests.
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n auto --maxprocesses 4 --dist loadfile "$@"

@@ -13,7 +13,14 @@ import pytest
 
 from tap_intercom_export.content.streams import MessageExportJobsStream
 from tap_intercom_export.fake_intercom import FakeIntercom, build
+from tap_intercom_export.reporting.streams import ReportingStream
 from tap_intercom_export.tap import TapIntercomExport
+
+# Fixtures of the `meltano run` test files (test_meltano_e2e.py, test_meltano_postgres.py):
+# Meltano with the project's plugins installed once per test process, the fake they run
+# against, and a throwaway PostgreSQL server. Only started by the tests that ask for them.
+from tests.e2e_pipeline import fake, meltano  # noqa: F401
+from tests.pg_server import postgres  # noqa: F401
 
 DAY = 86400
 # A fixed "now" for export tests: midnight UTC, 2023-11-14.
@@ -115,11 +122,11 @@ def selection_catalog(config: dict, selected: set[str]) -> dict:
     return catalog
 
 
-def export_config(fake: FakeIntercom, **overrides: t.Any) -> dict:
+def export_config(api: FakeIntercom, **overrides: t.Any) -> dict:
     """A tap config pointing at the fake with a fast poll interval."""
     cfg = {
         "access_token": TOKEN,
-        "api_url": fake.url,
+        "api_url": api.url,
         "start_date": "2023-10-25T00:00:00Z",
         "end_date": "2023-11-14T00:00:00Z",
         "export_window_days": 7,
@@ -153,6 +160,12 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
     monkeypatch.setattr(
         MessageExportJobsStream, "wall_clock", staticmethod(lambda: float(NOW + 3600) + virtual.now)
     )
+    # The reporting streams sync too when a test selects nothing: their polls wait on a clock of
+    # their own, instant as well, so that `waits` stays the message export's (the reporting tests
+    # put them on this clock with `rclock`). Real sleeps here cost ~11 s a test.
+    reporting = VirtualClock()
+    monkeypatch.setattr(ReportingStream, "sleep", staticmethod(reporting.sleep))
+    monkeypatch.setattr(ReportingStream, "monotonic", staticmethod(lambda: reporting.now))
     return virtual
 
 
@@ -171,10 +184,10 @@ def make_fake() -> t.Iterator[t.Callable[..., FakeIntercom]]:
         kwargs.setdefault("start", NOW - 44 * DAY)
         kwargs.setdefault("end", NOW)
         kwargs.setdefault("receipts_per_day", 24)
-        fake = build(**kwargs).start()
-        started.append(fake)
-        return fake
+        api = build(**kwargs).start()
+        started.append(api)
+        return api
 
     yield factory
-    for fake in started:
-        fake.stop()
+    for api in started:
+        api.stop()

@@ -1,10 +1,8 @@
-"""`meltano run` end to end: the fake Intercom API into DuckDB, PostgreSQL and JSONL.
+"""`meltano run` end to end: the fake Intercom API into DuckDB and JSONL, and the demo script.
 
-Meltano comes from .venv-meltano (scripts/test.sh installs it) and the plugins are installed once
-per session into a temporary Meltano system directory that the tests only read (the demo test
-installs into its own); each test gets its own system database, so Meltano's state is per test.
-PostgreSQL is a throwaway server on 127.0.0.1 (tests/pg_server.py). In CI a missing piece fails;
-elsewhere it skips. The loader command itself is tested in tests/test_duckdb_loader.py.
+The pieces shared with tests/test_meltano_postgres.py (Meltano installed once per test process,
+the fake, the pipeline) are in tests/e2e_pipeline.py; the demo test installs into its own system
+dir. The loader command itself is tested in tests/test_duckdb_loader.py.
 """
 
 from __future__ import annotations
@@ -13,106 +11,30 @@ import hashlib
 import json
 import subprocess
 import typing as t
-from dataclasses import dataclass, field
 
 import pytest
 
-from tap_intercom_export.content.schemas import FILE_KINDS
-from tap_intercom_export.fake_intercom import FakeIntercom, build
-from tap_intercom_export.fake_intercom.message_stats import INVENTED_KIND
 from tap_intercom_export.tap import TapIntercomExport
 from tap_intercom_export.timeutil import unix
-from tests.meltano_harness import REPO, Meltano, meltano_for, py_query
-from tests.pg_server import postgres  # noqa: F401  (postgres: the server fixture)
+from tests.e2e_pipeline import (
+    EXPORT_STREAMS,
+    FIRST_END,
+    LATER_END,
+    REPORTING_ENV,
+    REPORTING_QUERY,
+    START,
+    TOKEN,
+    Pipeline,
+    expected_counts,
+    reporting_expected,
+)
+from tests.meltano_harness import REPO, meltano_for, py_query
 
 if t.TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.pg_server import Postgres
-
-DAY = 86400
-TOKEN = "e2e-token"
-START = "2023-10-25T00:00:00Z"
-FIRST_END = "2023-11-01T00:00:00Z"  # one 7-day window
-LATER_END = "2023-11-04T00:00:00Z"  # plus one 3-day window
-EXPORT_STREAMS = ["message_export_jobs", *(spec.stream_name for spec in FILE_KINDS.values())]
-
-
-@pytest.fixture(scope="session")
-def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
-    """Meltano with every plugin of meltano.yml installed (once per session, only read after)."""
-    base = tmp_path_factory.mktemp("meltano")
-    m = meltano_for(base)
-    m("install", db=base / "install.db")
-    return m
-
-
-# -- The fake and the pipeline ----------------------------------------------------------------
-
-
-@pytest.fixture
-def fake() -> t.Iterator[FakeIntercom]:
-    """The fake Intercom API on loopback, with messages from before START to after LATER_END."""
-    api = build(token=TOKEN, start=unix(START) - 3 * DAY, end=unix(LATER_END) + 3 * DAY, receipts_per_day=24,
-                invent_kind=True)  # fmt: skip
-    api.start()
-    yield api
-    api.stop()
-
-
-@dataclass
-class Pipeline:
-    """`meltano run tap-intercom-export <loader>` with the tap pointed at the fake."""
-
-    meltano: Meltano
-    fake: FakeIntercom
-    loader: str
-    workdir: Path
-    env: dict[str, str] = field(default_factory=dict)
-    select: list[str] = field(default_factory=lambda: ["message_*.*"])
-
-    def run(self, end_date: str, *extra: str) -> str:
-        """One run up to `end_date`, with Meltano's state from the previous runs of this test."""
-        env = {
-            "TAP_INTERCOM_EXPORT_ACCESS_TOKEN": TOKEN,
-            "TAP_INTERCOM_EXPORT_API_URL": self.fake.url,
-            "TAP_INTERCOM_EXPORT_START_DATE": START,
-            "TAP_INTERCOM_EXPORT_END_DATE": end_date,
-            "TAP_INTERCOM_EXPORT_EXPORT_WINDOW_DAYS": "7",
-            "TAP_INTERCOM_EXPORT_EXPORT_POLL_INTERVAL_SECONDS": "1",
-            # Only the export streams: the fake's other routes are other tests' business.
-            "TAP_INTERCOM_EXPORT__SELECT": json.dumps(self.select),
-            **self.env,
-        }
-        return self.meltano(
-            "run",
-            *extra,
-            "tap-intercom-export",
-            self.loader,
-            db=self.workdir / "meltano.db",
-            env=env,
-        )
-
-    def export_jobs(self) -> list[tuple[int, int]]:
-        """(created_at_after, created_at_before) of every export job the fake was asked for."""
-        return [
-            (r.body["created_at_after"], r.body["created_at_before"])
-            for r in self.fake.calls("POST", "/export/content/data")
-        ]
-
-
-def expected_counts(fake: FakeIntercom, windows: list[tuple[str, str]]) -> dict[str, int]:
-    """Rows per table that the fake serves for these export windows (one job each)."""
-    counts = {"message_export_jobs": len(windows)}
-    for spec in FILE_KINDS.values():
-        counts[spec.stream_name] = sum(
-            len(fake.exports.dataset.rows(spec.kind, unix(a), unix(b) - 1)) for a, b in windows
-        )
-    counts["message_other_statistics"] = sum(
-        len(fake.exports.dataset.rows(INVENTED_KIND, unix(a), unix(b) - 1)) for a, b in windows
-    )
-    return counts
-
+    from tap_intercom_export.fake_intercom import FakeIntercom
+    from tests.meltano_harness import Meltano
 
 # -- DuckDB -----------------------------------------------------------------------------------
 
@@ -250,84 +172,6 @@ def test_stream_map_and_flattening_through_meltano_run(duck: Pipeline, tmp_path:
 # -- PostgreSQL -------------------------------------------------------------------------------
 
 
-PG_SUMMARY = """
-import json, sys, psycopg
-port, password, schema = sys.argv[1], sys.argv[2], sys.argv[3]
-con = psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=password, dbname="warehouse")
-cur = con.cursor()
-cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [schema])
-tables = [r[0] for r in cur.fetchall()]
-cur.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = %s", [schema])
-cols = {}
-for table, column, kind in cur.fetchall():
-    cols.setdefault(table, {})[column] = kind
-counts = {}
-for tb in tables:
-    cur.execute(f'SELECT count(*) FROM "{schema}"."{tb}"')
-    counts[tb] = cur.fetchone()[0]
-cur.execute(f'SELECT count(DISTINCT receipt_id), min(received_at)::text, max(received_at)::text '
-            f'FROM "{schema}".message_receipts')
-print(json.dumps({"counts": counts, "columns": cols, "receipts": list(cur.fetchone())}))
-"""
-
-
-def test_postgres_lands_every_row_typed_and_state_adds_only_new_rows(
-    meltano: Meltano,
-    fake: FakeIntercom,
-    postgres: Postgres,  # noqa: F811 - the fixture imported above
-    tmp_path: Path,
-) -> None:
-    pipe = Pipeline(
-        meltano,
-        fake,
-        "target-postgres",
-        tmp_path,
-        env={
-            "TARGET_POSTGRES_HOST": "127.0.0.1",
-            "TARGET_POSTGRES_PORT": str(postgres.port),
-            "TARGET_POSTGRES_USER": postgres.user,
-            "TARGET_POSTGRES_PASSWORD": postgres.password,
-            "TARGET_POSTGRES_DATABASE": postgres.database,
-            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "intercom",
-        },
-    )
-
-    def summary() -> dict:
-        return py_query(
-            meltano.python("target-postgres"),
-            PG_SUMMARY,
-            str(postgres.port),
-            postgres.password,
-            "intercom",
-        )
-
-    pipe.run(FIRST_END)
-    first = expected_counts(fake, [(START, FIRST_END)])
-    got = summary()
-    assert got["counts"] == first
-    assert got["receipts"] == [
-        first["message_receipts"],
-        "2023-10-25 00:00:00",
-        "2023-10-31 23:00:00",
-    ]
-    receipts = got["columns"]["message_receipts"]
-    assert receipts["received_at"] == receipts["first_open"] == "timestamp without time zone"
-    assert got["columns"]["message_export_jobs"]["window_start"] == "timestamp without time zone"
-    assert got["columns"]["message_overview"]["receipt_total"] == "bigint"
-
-    pipe.run(FIRST_END)
-    assert len(pipe.export_jobs()) == 1
-    assert summary()["counts"] == first
-
-    pipe.run(LATER_END)
-    assert pipe.export_jobs()[1:] == [(unix(FIRST_END), unix(LATER_END) - 1)]
-    both = expected_counts(fake, [(START, FIRST_END), (FIRST_END, LATER_END)])
-    got = summary()
-    assert got["counts"] == both
-    assert got["receipts"][0] == both["message_receipts"]
-
-
 # -- JSONL and the demo -----------------------------------------------------------------------
 
 
@@ -393,20 +237,6 @@ def test_demo_script_lands_every_emitted_row_twice_in_a_row(tmp_path: Path) -> N
 
 # -- Reporting data export --------------------------------------------------------------------
 
-REPORTING_ENV = {
-    "TAP_INTERCOM_EXPORT_REPORTING_WINDOW_DAYS": "7",
-    "TAP_INTERCOM_EXPORT_REPORTING_LOOKBACK_DAYS": "0",
-}
-REPORTING_QUERY = 'SELECT count(DISTINCT conversation_id), count(*), count("Brand_2") FROM intercom.reporting_conversation'
-
-
-def reporting_expected(fake: FakeIntercom, end: str) -> list[int]:
-    """Distinct conversations the fake serves from START to `end` (bound rows come twice, upserted)."""
-    ids = {
-        r["conversation_id"] for r in fake.reporting.rows("conversation", unix(START), unix(end))
-    }
-    return [len(ids), len(ids)]
-
 
 def test_reporting_stream_into_duckdb(duck: Pipeline, tmp_path: Path) -> None:
     duck.select = ["reporting_conversation.*"]
@@ -435,118 +265,3 @@ def test_reporting_stream_into_duckdb(duck: Pipeline, tmp_path: Path) -> None:
         for r in duck.fake.calls("POST", "/export/reporting_data/enqueue")
     ]
     assert enqueued == [(unix(START), unix(FIRST_END)), (unix(FIRST_END), unix(LATER_END))]
-
-
-def test_reporting_stream_into_postgres(
-    meltano: Meltano,
-    fake: FakeIntercom,
-    postgres: Postgres,  # noqa: F811 - the fixture imported above
-    tmp_path: Path,
-) -> None:
-    pipe = Pipeline(
-        meltano,
-        fake,
-        "target-postgres",
-        tmp_path,
-        env={
-            "TARGET_POSTGRES_HOST": "127.0.0.1",
-            "TARGET_POSTGRES_PORT": str(postgres.port),
-            "TARGET_POSTGRES_USER": postgres.user,
-            "TARGET_POSTGRES_PASSWORD": postgres.password,
-            "TARGET_POSTGRES_DATABASE": postgres.database,
-            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "intercom",
-            **REPORTING_ENV,
-        },
-        select=["reporting_conversation.*"],
-    )
-    pipe.run(FIRST_END)
-    pipe.run(LATER_END)
-    summary = py_query(
-        meltano.python("target-postgres"),
-        """
-        import json, sys, psycopg
-        con = psycopg.connect(host="127.0.0.1", port=sys.argv[1], user="postgres", password=sys.argv[2], dbname="warehouse")
-        cur = con.cursor()
-        cur.execute("SELECT column_name, data_type FROM information_schema.columns "
-                    "WHERE table_schema = 'intercom' AND table_name = 'reporting_conversation'")
-        cols = dict(cur.fetchall())
-        cur.execute(sys.argv[3])
-        print(json.dumps({"columns": cols, "row": list(cur.fetchone())}))
-        """,
-        str(postgres.port),
-        postgres.password,
-        REPORTING_QUERY,
-    )
-    assert summary["row"][:2] == reporting_expected(fake, LATER_END)
-    assert summary["row"][2] > 0
-    assert summary["columns"]["conversation_started_at"] == "timestamp without time zone"
-    assert "Account tier" in summary["columns"]
-
-
-# -- PostgreSQL with BATCH --------------------------------------------------------------------
-
-
-def test_postgres_with_batch_lands_the_same_rows_and_types(
-    meltano: Meltano,
-    fake: FakeIntercom,
-    postgres: Postgres,  # noqa: F811 - the fixture imported above
-    tmp_path: Path,
-) -> None:
-    """batch_config on: the message_* streams go as BATCH files, the result is the RECORD one."""
-    files = tmp_path / "batches"
-    batch = {
-        "encoding": {"format": "jsonl", "compression": "gzip"},
-        "storage": {"root": files.as_uri(), "prefix": "e2e-"},
-        "batch_size": 50,
-    }
-    pipe = Pipeline(
-        meltano,
-        fake,
-        "target-postgres",
-        tmp_path,
-        env={
-            "TAP_INTERCOM_EXPORT_BATCH_CONFIG": json.dumps(batch),
-            "TARGET_POSTGRES_HOST": "127.0.0.1",
-            "TARGET_POSTGRES_PORT": str(postgres.port),
-            "TARGET_POSTGRES_USER": postgres.user,
-            "TARGET_POSTGRES_PASSWORD": postgres.password,
-            "TARGET_POSTGRES_DATABASE": postgres.database,
-            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "intercom_batch",
-        },
-    )
-
-    def summary() -> dict:
-        return py_query(
-            meltano.python("target-postgres"),
-            PG_SUMMARY,
-            str(postgres.port),
-            postgres.password,
-            "intercom_batch",
-        )
-
-    pipe.run(FIRST_END)
-    # 168 receipts in 50-row files: the rows really went through batch files.
-    assert len([p for p in files.iterdir() if "message_receipts" in p.name]) == 4
-    first = expected_counts(fake, [(START, FIRST_END)])
-    got = summary()
-    assert got["counts"] == first
-    assert got["receipts"] == [
-        first["message_receipts"],
-        "2023-10-25 00:00:00",
-        "2023-10-31 23:00:00",
-    ]
-    receipts = got["columns"]["message_receipts"]
-    assert receipts["received_at"] == receipts["first_open"] == "timestamp without time zone"
-    assert got["columns"]["message_export_jobs"]["window_start"] == "timestamp without time zone"
-    assert got["columns"]["message_overview"]["receipt_total"] == "bigint"
-
-    pipe.run(FIRST_END)
-    assert len(pipe.export_jobs()) == 1
-    assert summary()["counts"] == first
-
-    pipe.run(LATER_END)
-    assert pipe.export_jobs()[1:] == [(unix(FIRST_END), unix(LATER_END) - 1)]
-    both = expected_counts(fake, [(START, FIRST_END), (FIRST_END, LATER_END)])
-    got = summary()
-    assert got["counts"] == both
-    assert got["receipts"][0] == both["message_receipts"]

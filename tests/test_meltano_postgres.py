@@ -1,0 +1,165 @@
+"""`meltano run` into PostgreSQL: RECORD and BATCH, message and reporting exports.
+
+PostgreSQL is a throwaway server on 127.0.0.1 (tests/pg_server.py); Meltano and the fake come from
+tests/e2e_pipeline.py. A file of its own so that it runs beside the DuckDB one (scripts/test.sh
+runs whole files per worker).
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+import pytest
+
+from tap_intercom_export.timeutil import unix
+from tests.e2e_pipeline import (
+    FIRST_END,
+    LATER_END,
+    REPORTING_ENV,
+    REPORTING_QUERY,
+    START,
+    Pipeline,
+    expected_counts,
+    reporting_expected,
+)
+from tests.meltano_harness import py_query
+
+if t.TYPE_CHECKING:
+    from pathlib import Path
+
+    from tap_intercom_export.fake_intercom import FakeIntercom
+    from tests.meltano_harness import Meltano
+    from tests.pg_server import Postgres
+
+PG_SUMMARY = """
+import json, sys, psycopg
+port, password, schema = sys.argv[1], sys.argv[2], sys.argv[3]
+con = psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=password, dbname="warehouse")
+cur = con.cursor()
+cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [schema])
+tables = [r[0] for r in cur.fetchall()]
+cur.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s", [schema])
+cols = {}
+for table, column, kind in cur.fetchall():
+    cols.setdefault(table, {})[column] = kind
+counts = {}
+for tb in tables:
+    cur.execute(f'SELECT count(*) FROM "{schema}"."{tb}"')
+    counts[tb] = cur.fetchone()[0]
+cur.execute(f'SELECT count(DISTINCT receipt_id), min(received_at)::text, max(received_at)::text '
+            f'FROM "{schema}".message_receipts')
+print(json.dumps({"counts": counts, "columns": cols, "receipts": list(cur.fetchone())}))
+"""
+
+
+def pg_env(postgres: Postgres, schema: str) -> dict[str, str]:
+    """target-postgres settings for the throwaway server, into `schema`."""
+    return {
+        "TARGET_POSTGRES_HOST": "127.0.0.1",
+        "TARGET_POSTGRES_PORT": str(postgres.port),
+        "TARGET_POSTGRES_USER": postgres.user,
+        "TARGET_POSTGRES_PASSWORD": postgres.password,
+        "TARGET_POSTGRES_DATABASE": postgres.database,
+        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+    }
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["RECORD", "BATCH"])
+def test_postgres_lands_every_row_typed_and_state_adds_only_new_rows(
+    meltano: Meltano,
+    fake: FakeIntercom,
+    postgres: Postgres,
+    tmp_path: Path,
+    batch: bool,  # noqa: FBT001 - a parameter
+) -> None:
+    """RECORD, and BATCH files (batch_config on): the same rows and column types land."""
+    schema = "intercom_batch" if batch else "intercom"
+    env = pg_env(postgres, schema)
+    files = tmp_path / "batches"
+    if batch:
+        env["TAP_INTERCOM_EXPORT_BATCH_CONFIG"] = json.dumps({
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": files.as_uri(), "prefix": "e2e-"},
+            "batch_size": 50,
+        })  # fmt: skip
+    pipe = Pipeline(meltano, fake, "target-postgres", tmp_path, env=env)
+
+    def summary() -> dict:
+        return py_query(
+            meltano.python("target-postgres"),
+            PG_SUMMARY,
+            str(postgres.port),
+            postgres.password,
+            schema,
+        )
+
+    pipe.run(FIRST_END)
+    if batch:
+        # 168 receipts in 50-row files: the rows really went through batch files.
+        assert len([p for p in files.iterdir() if "message_receipts" in p.name]) == 4
+    first = expected_counts(fake, [(START, FIRST_END)])
+    got = summary()
+    assert got["counts"] == first
+    assert got["receipts"] == [
+        first["message_receipts"],
+        "2023-10-25 00:00:00",
+        "2023-10-31 23:00:00",
+    ]
+    receipts = got["columns"]["message_receipts"]
+    assert receipts["received_at"] == receipts["first_open"] == "timestamp without time zone"
+    assert got["columns"]["message_export_jobs"]["window_start"] == "timestamp without time zone"
+    assert got["columns"]["message_overview"]["receipt_total"] == "bigint"
+
+    pipe.run(FIRST_END)
+    assert len(pipe.export_jobs()) == 1
+    assert summary()["counts"] == first
+
+    pipe.run(LATER_END)
+    assert pipe.export_jobs()[1:] == [(unix(FIRST_END), unix(LATER_END) - 1)]
+    both = expected_counts(fake, [(START, FIRST_END), (FIRST_END, LATER_END)])
+    got = summary()
+    assert got["counts"] == both
+    assert got["receipts"][0] == both["message_receipts"]
+
+
+# -- Reporting data export --------------------------------------------------------------------
+
+
+def test_reporting_stream_into_postgres(
+    meltano: Meltano,
+    fake: FakeIntercom,
+    postgres: Postgres,
+    tmp_path: Path,
+) -> None:
+    pipe = Pipeline(
+        meltano,
+        fake,
+        "target-postgres",
+        tmp_path,
+        env={**pg_env(postgres, "intercom"), **REPORTING_ENV},
+        select=["reporting_conversation.*"],
+    )
+    pipe.run(FIRST_END)
+    pipe.run(LATER_END)
+    summary = py_query(
+        meltano.python("target-postgres"),
+        """
+        import json, sys, psycopg
+        con = psycopg.connect(host="127.0.0.1", port=sys.argv[1], user="postgres", password=sys.argv[2], dbname="warehouse")
+        cur = con.cursor()
+        cur.execute("SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = 'intercom' AND table_name = 'reporting_conversation'")
+        cols = dict(cur.fetchall())
+        cur.execute(sys.argv[3])
+        print(json.dumps({"columns": cols, "row": list(cur.fetchone())}))
+        """,
+        str(postgres.port),
+        postgres.password,
+        REPORTING_QUERY,
+    )
+    assert summary["row"][:2] == reporting_expected(fake, LATER_END)
+    assert summary["row"][2] > 0
+    assert summary["columns"]["conversation_started_at"] == "timestamp without time zone"
+    assert "Account tier" in summary["columns"]
