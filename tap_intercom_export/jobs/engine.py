@@ -3,6 +3,8 @@
 Each job is created, polled, downloaded, verified, retried, split, resumed and canceled as
 Intercom's asynchronous exports require.
 
+The download step (stream to disk, open, check, fetch again) is jobs/download.py.
+
 Everything that waits takes an injected `clock`/`sleep`, so tests drive hours of polling in
 milliseconds. All HTTP goes through an `ExportClient` (jobs/api.py), which speaks through the
 stream's SDK session, authenticator and retry path; what differs between Intercom's exports
@@ -23,16 +25,13 @@ finished window is handed to the consumer: Intercom works on it while the rows a
 
 from __future__ import annotations
 
-import tempfile
 import time
 import typing as t
 from collections import deque
-from pathlib import Path
 
 import requests
 
 from tap_intercom_export.errors import (
-    ArchiveError,
     ExportError,
     ExportJobActiveError,
     ExportJobFailedError,
@@ -41,6 +40,7 @@ from tap_intercom_export.errors import (
     IntercomRetriableError,
 )
 from tap_intercom_export.jobs.api import ExportClient, Job, SplitWindow
+from tap_intercom_export.jobs.download import DownloadGoneError, download_archive
 from tap_intercom_export.jobs.model import ExportSettings, WindowExport
 from tap_intercom_export.jobs.windows import Window
 from tap_intercom_export.timeutil import iso
@@ -382,59 +382,17 @@ class ExportRunner:
                 raise _RetryJobError("failed", f"failed on Intercom's side ({exc})") from exc  # noqa: EM101 - a reason code, not a message
 
     def _download(self, result: WindowExport) -> None:
-        job = result.job
-        for attempt in range(1, self.settings.download_attempts + 1):
-            handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept until the window is done
-                prefix=f"intercom-export-{job.job_id}-",
-                suffix=".bin",
-                dir=self.temp_dir,
-                delete=False,
+        try:
+            download_archive(
+                self.client,
+                result,
+                attempts=self.settings.download_attempts,
+                temp_dir=self.temp_dir,
+                clock=self.clock,
+                logger=self.logger,
             )
-            path = Path(handle.name)
-            started = self.clock()
-            try:
-                with handle:
-                    result.download_bytes = self.client.download(job, t.cast("t.BinaryIO", handle))
-                archive = self.client.open_archive(path)
-            except IntercomNotFoundError as exc:
-                path.unlink(missing_ok=True)
-                raise _RetryJobError("expired", "has no download any more (HTTP 404)") from exc  # noqa: EM101 - a reason code, not a message
-            except (ArchiveError, requests.exceptions.RequestException, OSError) as exc:
-                path.unlink(missing_ok=True)
-                if attempt == self.settings.download_attempts:
-                    msg = (
-                        f"The download of export job {job.job_id} (window {result.window}) could "
-                        f"not be read after {attempt} attempts: {exc}. Nothing of this window was "
-                        "emitted; run the tap again, and report it if it persists."
-                    )
-                    raise ArchiveError(msg) from exc
-                self.logger.warning(
-                    "Download of export job %s failed (%s): downloading again (%d/%d).",
-                    job.job_id,
-                    exc,
-                    attempt + 1,
-                    self.settings.download_attempts,
-                )
-                continue
-            except BaseException:
-                path.unlink(missing_ok=True)
-                raise
-            result.download_seconds = self.clock() - started
-            result.archive = archive
-            self.logger.info(
-                "Downloaded export job %s: %.1f MB %s with %s in %.1f s.",
-                job.job_id,
-                result.download_bytes / 1e6,
-                archive.container,
-                ", ".join(f"{m.name} ({m.newlines} lines)" for m in archive.members) or "no files",
-                result.download_seconds,
-            )
-            try:
-                self.client.inspect(job, result.window, archive)
-            except SplitWindow:
-                archive.path.unlink(missing_ok=True)
-                raise
-            return
+        except DownloadGoneError as exc:
+            raise _RetryJobError("expired", "has no download any more (HTTP 404)") from exc  # noqa: EM101 - a reason code, not a message
 
     def cancel_current(self) -> None:
         """Cancel the job being polled and those created ahead (used on Ctrl-C).
