@@ -107,6 +107,20 @@ def expected_counts(fake: FakeIntercom, windows: list[tuple[str, str]]) -> dict[
     return counts
 
 
+def assert_first_window(got: dict, first: dict[str, int], *, timestamp: str, integer: str) -> None:
+    """The first window landed whole, typed with the loader's `timestamp` and `integer` types."""
+    assert got["counts"] == first
+    assert got["receipts"] == [
+        first["message_receipts"],
+        "2023-10-25 00:00:00",
+        "2023-10-31 23:00:00",
+    ]
+    receipts = got["columns"]["message_receipts"]
+    assert receipts["received_at"] == receipts["first_open"] == timestamp
+    assert got["columns"]["message_export_jobs"]["window_start"] == timestamp
+    assert got["columns"]["message_overview"]["receipt_total"] == integer
+
+
 # -- Reporting data export --------------------------------------------------------------------
 
 REPORTING_ENV = {
