@@ -76,6 +76,15 @@ def test_loaders_are_pinned_to_the_tested_versions() -> None:
     assert duck["executable"] == "target-duckdb-intercom"
 
 
+def test_batch_config_says_which_loaders_take_batch() -> None:
+    """Issue 12: `meltano config` and the Hub tell users when BATCH pays off, not the SDK's stock text."""
+    batch = next(s for s in plugin("extractors", "tap-intercom-export")["settings"]
+                 if s["name"] == "batch_config")  # fmt: skip
+    assert batch["description"] == about()["settings"]["properties"]["batch_config"]["description"]
+    assert "target-postgres with use_copy" in batch["description"]
+    assert "unset (RECORD) for target-duckdb" in batch["description"]
+
+
 def test_demo_environment_needs_only_the_api_url() -> None:
     demo = next(e for e in PROJECT["environments"] if e["name"] == "demo")
     tap = next(
