@@ -18,7 +18,7 @@ FAKE_PID=
 cleanup() {
     if [ -n "$FAKE_PID" ]; then
         kill "$FAKE_PID" 2>/dev/null || true
-        wait "$FAKE_PID" 2>/dev/null || true  # 143: it died of our SIGTERM, as it should
+        wait "$FAKE_PID" 2>/dev/null || true  # it exits 0 on SIGTERM, after removing its archives
     fi
     rm -rf "$WORK"
 }

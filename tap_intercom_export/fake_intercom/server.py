@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
+import sys
 import threading
 import time
 import typing as t
@@ -406,8 +408,12 @@ def main(argv: list[str] | None = None) -> None:
         with open(args.url_file, "w") as fh:  # noqa: PTH123
             fh.write(fake.url)
     print(f"fake Intercom API on {fake.url} (token {args.token})", flush=True)  # noqa: T201
+    # The demo stops it with SIGTERM: exit through `finally` so the archives it built are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while True:
             _real_sleep(3600)
     except KeyboardInterrupt:
+        pass
+    finally:
         fake.stop()
