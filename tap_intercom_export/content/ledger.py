@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-import time
 import typing as t
 
 from singer_sdk import typing as th
 
 from tap_intercom_export.client import DEFAULT_START_DAYS, config_time
 from tap_intercom_export.content.api import ContentExportClient
-from tap_intercom_export.content.base import ExportWindowStream, advance_bookmark
+from tap_intercom_export.content.base import ExportWindowStream
 from tap_intercom_export.content.lookback import LAST_LOOKBACK, Lookback, describe
 from tap_intercom_export.content.schemas import FILE_KINDS
 from tap_intercom_export.jobs.engine import ExportRunner
@@ -28,7 +27,6 @@ from tap_intercom_export.jobs.windows import Window, plan_windows
 from tap_intercom_export.timeutil import iso
 
 if t.TYPE_CHECKING:
-    import requests
     from singer_sdk.helpers._batch import BatchConfig
     from singer_sdk.helpers.types import Context
 
@@ -78,13 +76,6 @@ class MessageExportJobsStream(ExportWindowStream):
         ),
     ).to_dict()
 
-    #: The clock that decides "now" (the end of the last window); tests replace it.
-    wall_clock: t.Callable[[], float] = staticmethod(time.time)
-    #: How the runner waits between polls; tests replace it.
-    sleep: t.Callable[[float], None] = staticmethod(time.sleep)
-    #: How the runner measures elapsed time; tests replace it.
-    monotonic: t.Callable[[], float] = staticmethod(time.monotonic)
-
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Start with no window in progress."""
         super().__init__(*args, **kwargs)
@@ -94,13 +85,6 @@ class MessageExportJobsStream(ExportWindowStream):
         self.lookback_started: int | None = None
         #: Jobs created and not yet fully emitted (mirrored into the state).
         self.open_jobs = OpenJobs()
-
-    @property
-    def requests_session(self) -> requests.Session:
-        """The SDK session, set to stream bodies so downloads never sit in memory."""
-        session = super().requests_session
-        session.stream = True
-        return session
 
     def get_batch_config(self, config: t.Mapping[str, t.Any]) -> BatchConfig | None:  # noqa: ARG002
         """The job ledger stays RECORD even with batch_config.
@@ -162,28 +146,21 @@ class MessageExportJobsStream(ExportWindowStream):
             return
         self.stream_state[LAST_LOOKBACK] = iso(self.lookback_started)
         self.lookback_started = None
-        self.state_manager.is_flushed = False
-        self._write_state_message()
-
-    def in_flight(self) -> tuple[Window, str] | None:
-        """The job a previous run created but did not finish, from state."""
-        return OpenJobs.from_state(self.stream_state, self.logger).first()
+        self.write_state_now()
 
     def _remember_job(self, window: Window, job: t.Any) -> None:
         # Written before polling starts so that a run killed while waiting resumes this job
         # (Intercom would answer a new create with 429 while it is pending).
         self.open_jobs.created(window, job.job_id)
         self.open_jobs.write(self.stream_state)
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+        self.write_state_now()
 
     def _commit(self, window: Window) -> None:
         # A job created ahead for a later window stays open: only this window is done.
         self.open_jobs.done(window)
-        advance_bookmark(self, window.end)
+        self.advance_bookmark(window.end)
         self.open_jobs.write(self.stream_state)
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+        self.write_state_now()
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:  # noqa: ARG002 - SDK hook
         """Export each planned window and hand its archive to the selected children."""

@@ -13,7 +13,7 @@ from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
 
-from tap_intercom_export.content.base import ExportWindowStream, advance_bookmark
+from tap_intercom_export.content.base import ExportWindowStream
 from tap_intercom_export.content.batch import BatchFileWriter, selected_only
 from tap_intercom_export.content.ledger import MessageExportJobsStream
 from tap_intercom_export.content.schemas import FILE_KINDS, FileKind, RowTyper
@@ -154,7 +154,7 @@ class MessageStatStream(ExportWindowStream):
         if result is None:
             return
         yield from self._typed_rows(result)
-        advance_bookmark(self, result.window.end)
+        self.advance_bookmark(result.window.end)
 
     def get_batches(
         self,
@@ -175,7 +175,7 @@ class MessageStatStream(ExportWindowStream):
             yield batch_config.encoding, [url]
             # As with RECORDs: a window partly announced leaves the bookmark at its start.
             self._increment_stream_state({self.replication_key: iso(result.window.start)})
-        advance_bookmark(self, result.window.end)
+        self.advance_bookmark(result.window.end)
 
     def _report_columns(self, typer: RowTyper, member: str) -> None:
         new = [c for c in typer.unknown if c not in self._reported_columns]

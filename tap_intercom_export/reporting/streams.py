@@ -8,14 +8,14 @@ whose rows it has fully emitted; jobs in flight are in its STATE (`in_flight_job
 
 from __future__ import annotations
 
-import time
 import typing as t
 
-from tap_intercom_export.client import DEFAULT_START_DAYS, IntercomStream, config_time
+from tap_intercom_export.client import DEFAULT_START_DAYS, config_time
 from tap_intercom_export.errors import IntercomAuthError
 from tap_intercom_export.jobs.archive import DecodeCounter, iter_csv
 from tap_intercom_export.jobs.engine import ExportRunner
 from tap_intercom_export.jobs.model import ExportSettings, WindowExport
+from tap_intercom_export.jobs.stream import ExportJobStream
 from tap_intercom_export.jobs.windows import Window
 from tap_intercom_export.reporting.api import ReportingExportClient, qualified_ids
 from tap_intercom_export.reporting.scheduler import ReportingScheduler, chain_windows
@@ -23,43 +23,23 @@ from tap_intercom_export.reporting.schemas import Attribute, DatasetSpec, RowMap
 from tap_intercom_export.timeutil import iso, unix
 
 if t.TYPE_CHECKING:
-    import requests
     from singer_sdk.helpers.types import Context
 
 IN_FLIGHT = "in_flight_jobs"
 
 
-class ReportingStream(IntercomStream):
+class ReportingStream(ExportJobStream):
     """Rows of one reporting dataset, one export job per window of its time attribute."""
 
     spec: DatasetSpec
     scheduler: ReportingScheduler
     path = "/export/reporting_data/enqueue"
     replication_key = "export_window_start"
-    is_sorted = True
-    # The bookmark moves back to a window's start while it is emitted and forward to its end
-    # once done; the SDK's sort check would refuse the first move.
-    check_sorted = False
-
-    #: The clock that decides "now" (the end of the last window); tests replace it.
-    wall_clock: t.Callable[[], float] = staticmethod(time.time)
-    #: How the engine waits between polls; tests replace it.
-    sleep: t.Callable[[float], None] = staticmethod(time.sleep)
-    #: How the engine measures elapsed time; tests replace it.
-    monotonic: t.Callable[[], float] = staticmethod(time.monotonic)
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Start with nothing emitted this run."""
         super().__init__(*args, **kwargs)
-        self.high_water = 0
         self._reported: set[str] = set()
-
-    @property
-    def requests_session(self) -> requests.Session:
-        """The SDK session, set to stream bodies so downloads never sit in memory."""
-        session = super().requests_session
-        session.stream = True
-        return session
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -157,8 +137,7 @@ class ReportingStream(IntercomStream):
             }
         )
         self.stream_state[IN_FLIGHT] = entries
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+        self.write_state_now()
 
     def _job_created(self, window: Window, job: t.Any) -> None:
         self.remember_job(window, job)
@@ -170,12 +149,8 @@ class ReportingStream(IntercomStream):
             for e in self.stream_state.get(IN_FLIGHT) or []
             if unix(e["window_start"]) != window.start
         ]
-        self.high_water = max(self.high_water, window.end)
-        self.state_manager.increment_state(
-            {self.replication_key: iso(self.high_water)}, replication_key=self.replication_key
-        )
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+        self.advance_bookmark(window.end)
+        self.write_state_now()
         self.scheduler.finished(self.name, window)
 
     # -- sync -------------------------------------------------------------------------------
