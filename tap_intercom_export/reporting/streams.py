@@ -14,18 +14,18 @@ from tap_intercom_export.client import DEFAULT_START_DAYS, config_time
 from tap_intercom_export.errors import IntercomAuthError
 from tap_intercom_export.jobs.archive import DecodeCounter, iter_csv
 from tap_intercom_export.jobs.engine import ExportRunner
+from tap_intercom_export.jobs.inflight import OpenJobs
 from tap_intercom_export.jobs.model import ExportSettings, WindowExport
 from tap_intercom_export.jobs.stream import ExportJobStream
-from tap_intercom_export.jobs.windows import Window
 from tap_intercom_export.reporting.api import ReportingExportClient, qualified_ids
 from tap_intercom_export.reporting.scheduler import ReportingScheduler, chain_windows
 from tap_intercom_export.reporting.schemas import Attribute, DatasetSpec, RowMapper
-from tap_intercom_export.timeutil import iso, unix
+from tap_intercom_export.timeutil import iso
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-IN_FLIGHT = "in_flight_jobs"
+    from tap_intercom_export.jobs.windows import Window
 
 
 class ReportingStream(ExportJobStream):
@@ -74,19 +74,9 @@ class ReportingStream(ExportJobStream):
             timeout=float(cfg.get("export_timeout_seconds", 43200)),
         )
 
-    def in_flight(self) -> dict[Window, str]:
-        """Jobs a previous run enqueued and did not finish, by window, from state."""
-        out: dict[Window, str] = {}
-        for entry in self.stream_state.get(IN_FLIGHT) or []:
-            try:
-                out[Window(unix(entry["window_start"]), unix(entry["window_end"]))] = str(
-                    entry["job_identifier"]
-                )
-            except (KeyError, TypeError, ValueError):  # noqa: PERF203 - skip only the bad entry
-                self.logger.warning(
-                    "Ignoring unreadable in-flight reporting job in state: %s", entry
-                )
-        return out
+    def open_jobs(self) -> OpenJobs:
+        """Jobs a previous run enqueued and did not finish, from state (jobs/inflight.py)."""
+        return OpenJobs.from_state(self.stream_state, self.logger)
 
     def plan(self) -> list[Window]:
         """Windows from the bookmark (less the lookback) to now, keeping in-flight jobs' bounds."""
@@ -103,7 +93,9 @@ class ReportingStream(ExportJobStream):
         )
         end = min(config_time(self.config, "end_date") or now, now)
         self.high_water = saved or start
-        return chain_windows(start, end, self.export_settings().window_seconds, self.in_flight())
+        return chain_windows(
+            start, end, self.export_settings().window_seconds, self.open_jobs().jobs
+        )
 
     def _prepare(self) -> None:
         """Plan every selected reporting stream once, so jobs can be enqueued ahead in order."""
@@ -116,7 +108,7 @@ class ReportingStream(ExportJobStream):
                     stream.name,
                     stream.make_client(),
                     stream.plan(),
-                    stream.in_flight(),
+                    stream.open_jobs().jobs,
                     stream.remember_job,
                 )
 
@@ -124,19 +116,9 @@ class ReportingStream(ExportJobStream):
 
     def remember_job(self, window: Window, job: t.Any) -> None:
         """Write a job to STATE before it is polled, so a killed run's next run resumes it."""
-        entries = [
-            e
-            for e in self.stream_state.get(IN_FLIGHT) or []
-            if not (unix(e["window_start"]) < window.end and window.start < unix(e["window_end"]))
-        ]
-        entries.append(
-            {
-                "job_identifier": job.job_id,
-                "window_start": iso(window.start),
-                "window_end": iso(window.end),
-            }
-        )
-        self.stream_state[IN_FLIGHT] = entries
+        jobs = self.open_jobs()
+        jobs.created(window, job.job_id)
+        jobs.write(self.stream_state)
         self.write_state_now()
 
     def _job_created(self, window: Window, job: t.Any) -> None:
@@ -144,11 +126,9 @@ class ReportingStream(ExportJobStream):
         self.scheduler.started(self.name, window, job)
 
     def _commit(self, window: Window) -> None:
-        self.stream_state[IN_FLIGHT] = [
-            e
-            for e in self.stream_state.get(IN_FLIGHT) or []
-            if unix(e["window_start"]) != window.start
-        ]
+        jobs = self.open_jobs()
+        jobs.done(window)
+        jobs.write(self.stream_state)
         self.advance_bookmark(window.end)
         self.write_state_now()
         self.scheduler.finished(self.name, window)
