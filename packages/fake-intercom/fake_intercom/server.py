@@ -82,10 +82,11 @@ def build(**kwargs: t.Any) -> FakeIntercom:
     return fake
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`fake-intercom`: serve the fake API until interrupted (for the demo and manual tries)."""
+def options(argv: list[str] | None = None) -> tuple[dict[str, t.Any], argparse.Namespace]:
+    """The `fake-intercom` command line: `build()` options, and the command's own (port, URL file)."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--url-file", help="write the base URL here once serving")
     parser.add_argument("--token", default="fake-token")
     parser.add_argument("--version", default="2.14", help="the Intercom-Version it accepts")
     parser.add_argument("--days", type=int, default=60, help="days of messages, ending now")
@@ -105,25 +106,31 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--rate-window", type=float, default=RATE_WINDOW)
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
-    parser.add_argument("--url-file", help="write the base URL here once serving")
     args = parser.parse_args(argv)
     end = int(time.time())
-    fake = build(
-        token=args.token,
-        version=args.version,
-        start=end - args.days * 86400,
-        end=end,
-        receipts_per_day=args.receipts_per_day,
-        container=args.container,
-        contacts=args.contacts,
-        timezone=args.timezone,
-        reporting_csv_timezone=args.reporting_csv_timezone,
-        me_status=args.me_status,
-        rate_limit=args.rate_limit or None,
-        rate_window=args.rate_window,
-        latency=args.latency_ms / 1000,
-        invent_kind=True,  # so the demo shows message_other_statistics too
-    ).start(port=args.port)
+    built = {
+        "token": args.token,
+        "version": args.version,
+        "start": end - args.days * 86400,
+        "end": end,
+        "receipts_per_day": args.receipts_per_day,
+        "container": args.container,
+        "contacts": args.contacts,
+        "timezone": args.timezone,
+        "reporting_csv_timezone": args.reporting_csv_timezone,
+        "me_status": args.me_status,
+        "rate_limit": args.rate_limit or None,
+        "rate_window": args.rate_window,
+        "latency": args.latency_ms / 1000,
+        "invent_kind": True,  # so the demo shows message_other_statistics too
+    }
+    return built, args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`fake-intercom`: serve the fake API until interrupted (for the demo and manual tries)."""
+    built, args = options(argv)
+    fake = build(**built).start(port=args.port)
     if args.url_file:
         Path(args.url_file).write_text(fake.url)
     print(f"fake Intercom API on {fake.url} (token {args.token})", flush=True)  # noqa: T201
