@@ -66,8 +66,8 @@ def build(**kwargs: t.Any) -> FakeIntercom:
     """
     known = SERVER_OPTIONS | workspace.OPTIONS | events.OPTIONS | reporting.OPTIONS
     unknown = set(kwargs) - known - exports.OPTIONS - {"start", "end"}
-    if unknown:
-        msg = f"build() got unknown options: {', '.join(sorted(unknown))}"
+    if unknown or "start" not in kwargs or "end" not in kwargs:
+        msg = f"build() needs start and end (unix s); unknown options: {sorted(unknown)}"
         raise TypeError(msg)
 
     def pick(names: frozenset[str]) -> dict[str, t.Any]:
