@@ -32,7 +32,8 @@ import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tap_intercom_export.fake_intercom import FakeIntercom, build
+from fake_intercom import FakeIntercom, build
+
 from tap_intercom_export.tap import TapIntercomExport
 
 TOKEN = "bench-token"

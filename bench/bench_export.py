@@ -35,8 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from exportgen import write_export  # noqa: E402
-
-from tap_intercom_export.fake_intercom import build  # noqa: E402
+from fake_intercom import build  # noqa: E402
 
 T0 = 1_700_000_000 - 1_700_000_000 % 86400  # a midnight UTC, 2023-11-14
 TOKEN = "bench-token"

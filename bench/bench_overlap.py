@@ -27,8 +27,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_export import T0, TOKEN, export_catalog, make_archive  # noqa: E402
+from fake_intercom import build  # noqa: E402
 
-from tap_intercom_export.fake_intercom import build  # noqa: E402
 from tap_intercom_export.timeutil import iso  # noqa: E402
 
 # Fields of message_export_jobs records that are timings, not data.

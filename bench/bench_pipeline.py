@@ -38,8 +38,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from bench_export import T0, TOKEN, export_catalog, make_archive, tap_config  # noqa: E402
-
-from tap_intercom_export.fake_intercom import build  # noqa: E402
+from fake_intercom import build  # noqa: E402
 
 MELTANO = REPO / ".venv-meltano" / "bin" / "meltano"
 SYS_DIR = REPO / ".cache" / "bench-meltano"

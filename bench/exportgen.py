@@ -1,7 +1,7 @@
 """Write a large, realistic message export archive straight to disk, in constant memory.
 
 The fake's own `Dataset.rows` builds every row as a dict in memory, which is fine for tests but
-far too slow for millions of rows; this writes the same shapes (see `fake_intercom/exports.py`)
+far too slow for millions of rows; this writes the same shapes (see packages/fake-intercom/fake_intercom/exports.py)
 row by row into the zip.
 """
 
@@ -13,15 +13,10 @@ import typing as t
 import zipfile
 from datetime import datetime, timezone
 
-from tap_intercom_export.content.schemas import FILE_KINDS
+from fake_intercom.filekinds import SURVEY_QUESTIONS, header
 
 if t.TYPE_CHECKING:
     from pathlib import Path
-
-SURVEY_QUESTIONS = [
-    "How likely are you to recommend us to family and friends?",
-    "What's the main reason for your score?",
-]
 
 # (kind, every, offset): receipt i has a row of that kind when i % every == offset, as in the fake.
 DERIVED: list[tuple[str, int, int]] = [
@@ -41,11 +36,6 @@ DERIVED: list[tuple[str, int, int]] = [
 
 def _utc_text(ts: int) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _columns(kind: str) -> list[str]:
-    cols = list(FILE_KINDS[kind].columns)
-    return cols + SURVEY_QUESTIONS if kind == "answer_combined" else cols
 
 
 def _receipt(i: int, c: int, pos: dict[str, int], width: int) -> list[str]:
@@ -99,7 +89,7 @@ def _derived(kind: str, i: int, c: int) -> list[str]:  # noqa: C901, PLR0911 - a
 
 
 def _overview(start: int, receipts: int) -> list[list[str]]:
-    cols = _columns("overview")
+    cols = header("overview")
     out = []
     for r in range(min(receipts, 50)):
         members = len(range(r, receipts, 50))
@@ -135,7 +125,7 @@ def write_export(path: Path, receipts: int, start: int, step: int = 1) -> dict[s
     stamp = datetime.fromtimestamp(start, timezone.utc).strftime("%Y%m%d-%H%M%S")
     # Level 1 keeps generation quick; the tap's read cost barely depends on the level.
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        cols = _columns("receipt")
+        cols = header("receipt")
         pos = {c: n for n, c in enumerate(cols)}
         counts["receipt"] = _write_member(
             zf,
@@ -147,9 +137,9 @@ def write_export(path: Path, receipts: int, start: int, step: int = 1) -> dict[s
             counts[kind] = _write_member(
                 zf,
                 f"{kind}_{stamp}.csv",
-                _columns(kind),
+                header(kind),
                 (_derived(kind, i, start + i * step) for i in range(offset, receipts, every)),
             )
-        counts["overview"] = _write_member(zf, f"overview_{stamp}.csv", _columns("overview"),
+        counts["overview"] = _write_member(zf, f"overview_{stamp}.csv", header("overview"),
                                            _overview(start, receipts))  # fmt: skip
     return counts

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's first command: on a fresh machine, install Meltano and the plugins, start the
-# bundled fake Intercom API on loopback, `meltano run tap-intercom-export target-duckdb`, and
-# print the tables that landed with their row counts next to the records the tap emitted for each
-# stream (its record_count metrics); any difference fails the demo. Needs python3 (3.10+) and PyPI.
+# fake Intercom API (packages/fake-intercom, installed into .venv) on loopback, `meltano run
+# tap-intercom-export target-duckdb`, and print the tables that landed with their row counts next
+# to the records the tap emitted for each stream (its record_count metrics); any difference fails
+# the demo. Needs python3 (3.10+) and PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -34,8 +35,15 @@ step "Installing the plugins (tap-intercom-export, target-duckdb)"
 "$MELTANO_BIN" install tap-intercom-export target-duckdb >"$WORK/install.log" 2>&1 \
     || { cat "$WORK/install.log" >&2; exit 1; }
 
+step "Installing the fake Intercom API (packages/fake-intercom) into .venv"
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+# Installed once: a test runs this script while other tests import the fake from .venv.
+.venv/bin/python -c "import fake_intercom.server" 2>/dev/null \
+    || .venv/bin/python -m pip install -q --disable-pip-version-check -e packages/fake-intercom
+
 step "Starting the fake Intercom API on loopback (28 days of messages)"
-"$SYS_DIR/extractors/tap-intercom-export/venv/bin/fake-intercom" \
+.venv/bin/python -m fake_intercom \
     --port 0 --token "$TOKEN" --days 28 --receipts-per-day 48 --url-file "$WORK/url" \
     >"$WORK/fake.log" 2>&1 &
 FAKE_PID=$!

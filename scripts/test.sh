@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the tap with its test dependencies into .venv, Meltano into .venv-meltano (for the
+# Install the tap with its test dependencies and the fake Intercom API (packages/fake-intercom, not
+# part of the tap) into .venv, Meltano into .venv-meltano (for the
 # `meltano run` end-to-end tests), and run the whole test suite. The PostgreSQL end-to-end test
 # starts its own server from the machine's PostgreSQL binaries (.ci/run installs them).
 set -euo pipefail
@@ -8,6 +9,8 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+# After the tap: an older tap installed a `fake-intercom` script that its reinstall removes.
+.venv/bin/python -m pip install -q --disable-pip-version-check -e packages/fake-intercom
 # shellcheck source=scripts/meltano-env.sh
 . scripts/meltano-env.sh
 ensure_meltano

@@ -10,9 +10,9 @@ import typing as t
 from dataclasses import dataclass, field
 
 import pytest
+from fake_intercom import FakeIntercom, build
 
 from tap_intercom_export.content.streams import MessageExportJobsStream
-from tap_intercom_export.fake_intercom import FakeIntercom, build
 from tap_intercom_export.reporting.streams import ReportingStream
 from tap_intercom_export.tap import TapIntercomExport
 

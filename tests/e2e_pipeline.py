@@ -13,10 +13,10 @@ import typing as t
 from dataclasses import dataclass, field
 
 import pytest
+from fake_intercom import FakeIntercom, build
+from fake_intercom.filekinds import INVENTED_KIND
 
 from tap_intercom_export.content.schemas import FILE_KINDS
-from tap_intercom_export.fake_intercom import FakeIntercom, build
-from tap_intercom_export.fake_intercom.message_stats import INVENTED_KIND
 from tap_intercom_export.timeutil import unix
 from tests.meltano_harness import Meltano, meltano_for
 

@@ -7,10 +7,10 @@ import zipfile
 from typing import TYPE_CHECKING
 
 import pytest
+from fake_intercom.exports import write_archive
 
 from tap_intercom_export.content.kinds import ContentNamer, kind_of_member
 from tap_intercom_export.errors import ArchiveError
-from tap_intercom_export.fake_intercom.exports import write_archive
 from tap_intercom_export.jobs.archive import Archive, DecodeCounter, iter_csv, sniff
 
 if TYPE_CHECKING:

@@ -8,10 +8,10 @@ import typing as t
 from dataclasses import dataclass
 
 import pytest
+from fake_intercom.events import LISTABLE_SECONDS
 
 from tap_intercom_export.errors import ConfigError, IntercomAPIError, IntercomAuthError
 from tap_intercom_export.events.fanout import ContactFanOutStream, event_key
-from tap_intercom_export.fake_intercom.events import LISTABLE_SECONDS
 from tap_intercom_export.timeutil import iso
 from tests.conftest import DAY, NOW, TOKEN, run_tap
 

@@ -10,10 +10,10 @@ import hashlib
 import json
 
 import pytest
+from fake_intercom.filekinds import INVENTED_KIND
 
 from tap_intercom_export.content.other import column_names
 from tap_intercom_export.content.schemas import FILE_KINDS
-from tap_intercom_export.fake_intercom import message_stats
 from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, export_config, run_tap
 
@@ -46,7 +46,7 @@ def assert_every_row_landed(fake, run, windows=WINDOWS) -> None:
         keys = {tuple(r[k] for k in spec.primary_keys) for r in records}
         assert len(keys) == len(records), spec.kind
     others = run.records("message_other_statistics")
-    invented = expected(fake, message_stats.INVENTED_KIND, windows)
+    invented = expected(fake, INVENTED_KIND, windows)
     assert len(others) == len(invented) > 0
     assert [o["data"] for o in others] == invented
     assert len({(o["kind"], o["row_key"]) for o in others}) == len(others)
@@ -102,7 +102,7 @@ def test_unknown_rows_keep_every_column_and_repeats() -> None:
 
 
 def test_unknown_file_with_odd_header_and_repeated_rows_loses_nothing(make_fake, waits) -> None:
-    from tap_intercom_export.fake_intercom.exports import write_archive
+    from fake_intercom.exports import write_archive
 
     body = b"receipt_id,,x,x\nr1,a,b,c\nr1,a,b,c\nr2,a\nr3,a,b,c,spill\n"
     fake = make_fake(

@@ -317,7 +317,7 @@ def test_lookback_re_exports_recent_windows_for_late_engagement(make_fake, waits
 
 
 def test_unknown_file_kind_is_logged_and_kept(make_fake, waits, caplog) -> None:
-    from tap_intercom_export.fake_intercom.exports import write_archive
+    from fake_intercom.exports import write_archive
 
     def with_new_kind(job, path) -> None:
         write_archive(path, [("open_20231025-000000.csv", b"receipt_id,opened_at\nr1,1698192000\n"),

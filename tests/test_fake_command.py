@@ -19,7 +19,7 @@ def test_stopped_fake_removes_the_archives_it_built(tmp_path: Path, stop: signal
     temp = tmp_path / "tmp"
     temp.mkdir()
     url_file = tmp_path / "url"
-    # The installed command, as scripts/demo.sh runs it from the tap's venv.
+    # The installed command (scripts/test.sh installs packages/fake-intercom into .venv).
     command = [str(Path(sys.executable).parent / "fake-intercom"), "--days", "3",
                "--url-file", str(url_file), "--token", "t"]  # fmt: skip
     proc = subprocess.Popen(command, env={**os.environ, "TMPDIR": str(temp)},

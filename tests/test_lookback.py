@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 
 import pytest
+from fake_intercom import message_stats
 
 from tap_intercom_export.content.lookback import Lookback
 from tap_intercom_export.content.streams import MessageExportJobsStream
-from tap_intercom_export.fake_intercom import message_stats
 from tap_intercom_export.jobs.windows import Window
 from tap_intercom_export.timeutil import iso
 from tests.conftest import DAY, NOW, export_config, run_tap

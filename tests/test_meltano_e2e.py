@@ -34,7 +34,8 @@ from tests.meltano_harness import REPO, meltano_for, py_query
 if t.TYPE_CHECKING:
     from pathlib import Path
 
-    from tap_intercom_export.fake_intercom import FakeIntercom
+    from fake_intercom import FakeIntercom
+
     from tests.meltano_harness import Meltano
 
 # -- DuckDB -----------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ from tests.meltano_harness import py_query
 if t.TYPE_CHECKING:
     from pathlib import Path
 
-    from tap_intercom_export.fake_intercom import FakeIntercom
+    from fake_intercom import FakeIntercom
+
     from tests.meltano_harness import Meltano
     from tests.pg_server import Postgres
 

@@ -11,8 +11,8 @@ import os
 import signal
 
 import pytest
+from fake_intercom.exports import FakeJob
 
-from tap_intercom_export.fake_intercom.exports import FakeJob
 from tap_intercom_export.tap import TapIntercomExport
 from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, export_config, export_streams
@@ -247,8 +247,9 @@ def test_export_jobs_ahead_other_than_0_or_1_is_refused(value) -> None:
 
 
 def test_a_failed_create_ahead_is_retried_in_turn(make_fake, clock, monkeypatch) -> None:
+    from fake_intercom.core import error_body
+
     from tap_intercom_export.content import streams
-    from tap_intercom_export.fake_intercom.server import error_body
 
     fake = make_fake()
     remember = streams.MessageExportJobsStream._remember_job

@@ -15,8 +15,8 @@ import re
 from typing import TYPE_CHECKING
 
 import yaml
+from fake_intercom import build
 
-from tap_intercom_export.fake_intercom import build
 from tap_intercom_export.tap import TapIntercomExport
 from tap_intercom_export.timeutil import unix
 from tests.meltano_harness import REPO, meltano_for

@@ -13,11 +13,11 @@ import zipfile
 from typing import TYPE_CHECKING
 
 import pytest
+from fake_intercom.core import error_body, real_sleep
+from fake_intercom.exports import FakeJob
 
 from tap_intercom_export.client import check_config
 from tap_intercom_export.errors import ArchiveError, ConfigError, ExportError
-from tap_intercom_export.fake_intercom.exports import FakeJob
-from tap_intercom_export.fake_intercom.server import _real_sleep, error_body
 from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, export_config, run_tap
 
@@ -359,7 +359,7 @@ def _wait_for(predicate, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
-        _real_sleep(0.02)  # time.sleep is patched by the clock fixture
+        real_sleep(0.02)  # time.sleep is patched by the clock fixture
 
 
 def test_ctrl_c_while_polling_cancels_our_job(make_fake, tmp_path) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from fake_intercom.core import error_body
 
 from tap_intercom_export.errors import ConfigError, ExportError
-from tap_intercom_export.fake_intercom.server import error_body
 from tap_intercom_export.reporting.streams import ReportingStream
 from tap_intercom_export.tap import TapIntercomExport
 from tests.conftest import run_tap, selection_catalog

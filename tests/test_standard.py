@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import atexit
 
+from fake_intercom import build
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from tap_intercom_export.fake_intercom import build
 from tap_intercom_export.tap import TapIntercomExport
 from tests.conftest import DAY, NOW, TOKEN
 

@@ -5,17 +5,37 @@ from __future__ import annotations
 import typing as t
 
 if t.TYPE_CHECKING:
-    from tap_intercom_export.events.fanout import ContactFanOutStream
+    import logging
+
     from tap_intercom_export.events.ratelimit import RateLimiter
 
 #: Estimates of a minute or more are given in whole minutes.
 MINUTE = 60
 
 
+class Counted(t.Protocol):
+    """What a progress line reads from the fan-out stream it counts (imports run fanout -> here)."""
+
+    @property
+    def name(self) -> str:
+        """The stream's name."""
+
+    @property
+    def logger(self) -> logging.Logger:
+        """Where the lines go."""
+
+    @property
+    def record_label(self) -> str:
+        """What a record is, in a person's words (`events`)."""
+
+    def monotonic(self) -> float:
+        """The stream's clock, seconds."""
+
+
 class Progress:
     """Counts a fan-out run and logs a line a person can follow every `every` seconds."""
 
-    def __init__(self, stream: ContactFanOutStream, limiter: RateLimiter, every: float) -> None:
+    def __init__(self, stream: Counted, limiter: RateLimiter, every: float) -> None:
         """Start counting now; the limiter's counts so far belong to the streams before."""
         # Both event streams share one limiter (it must know the window the other used up),
         # so this run's numbers are the limiter's counts minus where they stood at the start.

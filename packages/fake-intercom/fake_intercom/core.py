@@ -1,20 +1,17 @@
-"""A fake Intercom API served over real HTTP on loopback, for tests, benchmarks and the demo.
+"""The fake's HTTP server: routes, auth, API versions, rate limit, injected faults, a request log.
 
-It speaks the endpoints the tap uses with Intercom's shapes (error.list bodies, rate-limit
-headers, the export job lifecycle) and lets a test inject faults: a status for the next N calls
-to a route, latency, a cut-short body.
+Route modules (exports, events, reporting, workspace) import this one and add their routes to a
+`Server`; nothing here knows them.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import signal
-import sys
 import threading
 import time
 import typing as t
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,23 +22,34 @@ if t.TYPE_CHECKING:
     from typing_extensions import Self
 
 # Tests patch time.sleep to make the tap's waits instant; the server keeps real time.
-_real_sleep = time.sleep
-_real_time = time.time
+real_sleep = time.sleep
+real_time = time.time
+
+#: Intercom allows 10,000 calls a minute per app, spread evenly over 10-second windows:
+#: 1,667 per window (its own example: 1,000 a minute is "167 per 10-second window").
+#: https://developers.intercom.com/docs/references/rest-api/errors/rate-limiting
+DEFAULT_RATE_LIMIT = 1667
+RATE_WINDOW = 10.0
+
+#: API versions the fake speaks by default; Preview is Intercom's name for the next one
+#: (OpenAPI `descriptions/0`), newer than any numbered version.
+PREVIEW = "Preview"
+_UNNUMBERED = {"preview": (99, 0), "unstable": (99, 0)}
+
+#: Paths of the fake's own admin routes (tests and scripts add data between runs).
+ADMIN_PREFIX = "/_fake/"
 
 
-@dataclass
-class Request:
-    """One request as the fake saw it."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: t.Any
-
-    def arg(self, name: str, default: str | None = None) -> str | None:
-        """First value of a query parameter."""
-        return self.query.get(name, [default])[0]
+def version_key(version: str) -> tuple[int, int]:
+    """`2.14` -> (2, 14); Preview and Unstable sort after every numbered version."""
+    named = _UNNUMBERED.get(version.lower())
+    if named:
+        return named
+    major, _, minor = version.partition(".")
+    try:
+        return int(major), int(minor or 0)
+    except ValueError:
+        return (0, 0)
 
 
 @dataclass
@@ -56,8 +64,28 @@ class Response:
 
 
 @dataclass
+class Request:
+    """One request as the fake saw it, and the answer it got."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: t.Any
+    response: Response | None = None
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        """First value of a query parameter."""
+        return self.query.get(name, [default])[0]
+
+
+@dataclass
 class Fault:
-    """Answer `times` matching requests with `status` (or cut the body after `truncate` bytes)."""
+    """Answer `times` matching requests with `status` (or cut the body after `truncate` bytes).
+
+    An injected 429 carries only the headers given here: it stands for a window the test
+    describes, not for the fake's own rate limiter.
+    """
 
     method: str
     pattern: re.Pattern[str]
@@ -83,11 +111,11 @@ def encoded_copy(path: str | Path, encoding: str) -> Path:
     return out
 
 
-def error_body(code: str, message: str, request_id: str = "req-fake") -> dict[str, t.Any]:
-    """Intercom's error.list body."""
+def error_body(code: str, message: str, request_id: str | None = None) -> dict[str, t.Any]:
+    """Intercom's error.list body (its `request_id` is a UUID in the OpenAPI `error` schema)."""
     return {
         "type": "error.list",
-        "request_id": request_id,
+        "request_id": request_id or str(uuid.uuid4()),
         "errors": [{"code": code, "message": message}],
     }
 
@@ -95,21 +123,24 @@ def error_body(code: str, message: str, request_id: str = "req-fake") -> dict[st
 class RateLimiter:
     """Intercom-style fixed windows: `limit` requests per `window` seconds, with headers."""
 
-    def __init__(self, limit: int, window: float = 10.0) -> None:
-        """Allow `limit` requests per window."""
+    def __init__(self, limit: int, window: float = RATE_WINDOW) -> None:
+        """Allow `limit` requests per window; windows start on multiples of `window`."""
         self.limit = limit
         self.window = window
         self.lock = threading.Lock()
-        self.window_start = _real_time()
+        self.window_start = self._start_of(real_time())
         self.used = 0
         self.rejected = 0
+
+    def _start_of(self, now: float) -> float:
+        return now - now % self.window
 
     def take(self) -> tuple[bool, dict[str, str]]:
         """Count one request; say whether it is allowed and the headers to send."""
         with self.lock:
-            now = _real_time()
+            now = real_time()
             if now - self.window_start >= self.window:
-                self.window_start = now - (now - self.window_start) % self.window
+                self.window_start = self._start_of(now)
                 self.used = 0
             allowed = self.used < self.limit
             if allowed:
@@ -120,6 +151,7 @@ class RateLimiter:
             headers = {
                 "X-RateLimit-Limit": str(self.limit),
                 "X-RateLimit-Remaining": str(max(self.limit - self.used, 0)),
+                # Unix seconds; sub-second windows (tests) need the fraction to be usable.
                 "X-RateLimit-Reset": f"{reset:.3f}"
                 if self.window < 1
                 else str(int(reset) + (reset % 1 > 0)),
@@ -130,37 +162,48 @@ class RateLimiter:
 Route = t.Callable[[Request, re.Match[str]], Response]
 
 
-class FakeIntercom:
-    """The fake API: routes, auth, version check, rate limit, faults and a request log."""
+class Server:
+    """Routes, auth, version check, rate limit, faults and a request log, served on loopback."""
 
     def __init__(
         self,
         token: str = "fake-token",
         version: str = "2.14",
         latency: float = 0.0,
-        rate_limit: int | None = None,
-        rate_window: float = 10.0,
+        rate_limit: int | None = DEFAULT_RATE_LIMIT,
+        rate_window: float = RATE_WINDOW,
     ) -> None:
-        """Configure the token and API version it accepts, and its latency and rate limit."""
+        """Accept `token` and `version`; answer after `latency` s; `rate_limit` None: no limit."""
         self.token = token
         self.version = version
         self.latency = latency
         self.limiter = RateLimiter(rate_limit, rate_window) if rate_limit else None
         self.routes: list[tuple[str, re.Pattern[str], Route]] = []
+        self.admin_routes: list[tuple[str, re.Pattern[str], Route]] = []
         self.faults: list[Fault] = []
         self.log: list[Request] = []
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
-        self.exports: t.Any = None  # set by fake_intercom.exports.install
-        self.events: t.Any = None  # set by fake_intercom.events.install
-        self.reporting: t.Any = None  # set by fake_intercom.reporting.install
+        self._on_stop: list[t.Callable[[], None]] = []
 
     # -- configuration ----------------------------------------------------------------------
 
     def route(self, method: str, pattern: str, handler: Route) -> None:
         """Serve `method` requests whose path fully matches `pattern` with `handler`."""
         self.routes.append((method, re.compile(pattern), handler))
+
+    def admin_route(self, method: str, name: str, handler: Route) -> None:
+        """Serve `/_fake/<name>`: no version check, no rate limit, not in the log."""
+        self.admin_routes.append((method, re.compile(re.escape(ADMIN_PREFIX + name)), handler))
+
+    def on_stop(self, cleanup: t.Callable[[], None]) -> None:
+        """Run `cleanup` when the fake stops (route modules remove what they built on disk)."""
+        self._on_stop.append(cleanup)
+
+    def at_least(self, major: int, minor: int) -> bool:
+        """Whether the API version served is `major.minor` or later (Preview is later)."""
+        return version_key(self.version) >= (major, minor)
 
     def inject(self, method: str, pattern: str, status: int = 500, **kwargs: t.Any) -> Fault:
         """Make the next matching request(s) fail; see `Fault`."""
@@ -179,15 +222,17 @@ class FakeIntercom:
     @property
     def url(self) -> str:
         """Base URL of the running server."""
-        assert self.server is not None, "start() the fake first"  # noqa: S101
+        if self.server is None:
+            msg = "start() the fake first"
+            raise RuntimeError(msg)
         host, port = self.server.server_address[:2]
         if isinstance(host, bytes):
             host = host.decode()
         return f"http://{host}:{port}"
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeIntercom:
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
         """Serve on a background thread."""
-        fake = self
+        fake: Server = self
 
         class Handler(_Handler):
             api = fake
@@ -206,10 +251,8 @@ class FakeIntercom:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
-        if self.exports is not None:
-            self.exports.close()
-        if self.reporting is not None:
-            self.reporting.close()
+        for cleanup in self._on_stop:
+            cleanup()
 
     def __enter__(self) -> Self:
         """Start on entry when not started yet."""
@@ -222,29 +265,36 @@ class FakeIntercom:
         self.stop()
 
     def handle(self, req: Request) -> Response:
-        """Answer one request: log, latency, auth, version, faults, rate limit, route."""
+        """Answer one request and keep the answer with it in the log."""
+        if req.path.startswith(ADMIN_PREFIX):
+            return self._admin(req)
         with self.lock:
             self.log.append(req)
+        req.response = self._answer(req)
+        return req.response
+
+    def _answer(self, req: Request) -> Response:
         if self.latency:
-            _real_sleep(self.latency)
+            real_sleep(self.latency)
+        # Intercom sends no rate-limit headers to a request without valid credentials.
+        refused = self._check_credentials(req)
+        if refused:
+            return refused
         rate_headers: dict[str, str] = {}
         if self.limiter:
             allowed, rate_headers = self.limiter.take()
             if not allowed:
-                return Response(
-                    429, error_body("rate_limit_exceeded", "Rate Limit Exceeded"), rate_headers
-                )
-        refused = self._check_credentials(req, rate_headers)
-        if refused:
-            return refused
+                msg = f"Exceeded rate limit of {self.limiter.limit} in {self.limiter.window:g}_seconds"
+                return Response(429, error_body("rate_limit_exceeded", msg), rate_headers)
         fault = self._take_fault(req)
         if fault and fault.drop:
             return Response(0)
         if fault and fault.truncate is None:
             if fault.delay:
-                _real_sleep(fault.delay)
-            return Response(fault.status, fault.body, {**rate_headers, **fault.headers})
-        resp = self._route(req)
+                real_sleep(fault.delay)
+            sent = {} if fault.status == 429 else rate_headers
+            return Response(fault.status, fault.body, {**sent, **fault.headers})
+        resp = self._route(self.routes, req)
         if resp is None:
             return Response(
                 404, error_body("not_found", f"No route {req.method} {req.path}"), rate_headers
@@ -254,18 +304,25 @@ class FakeIntercom:
             resp.headers["X-Fake-Truncate"] = str(fault.truncate)
         return resp
 
-    def _route(self, req: Request) -> Response | None:
-        for method, pattern, handler in self.routes:
+    def _admin(self, req: Request) -> Response:
+        if req.headers.get("authorization") != f"Bearer {self.token}":
+            return Response(401, error_body("unauthorized", "Access Token Invalid"))
+        resp = self._route(self.admin_routes, req)
+        return resp or Response(404, error_body("not_found", f"No admin route {req.path}"))
+
+    @staticmethod
+    def _route(routes: list[tuple[str, re.Pattern[str], Route]], req: Request) -> Response | None:
+        for method, pattern, handler in routes:
             if method == req.method and (match := pattern.fullmatch(req.path)):
                 return handler(req, match)
         return None
 
-    def _check_credentials(self, req: Request, rate_headers: dict[str, str]) -> Response | None:
+    def _check_credentials(self, req: Request) -> Response | None:
         if req.headers.get("authorization") != f"Bearer {self.token}":
-            return Response(401, error_body("unauthorized", "Access Token Invalid"), rate_headers)
+            return Response(401, error_body("unauthorized", "Access Token Invalid"))
         if req.headers.get("intercom-version") != self.version:
             msg = f"Requested version {req.headers.get('intercom-version')!r} is not {self.version}"
-            return Response(400, error_body("intercom_version_invalid", msg), rate_headers)
+            return Response(400, error_body("intercom_version_invalid", msg))
         return None
 
     def _take_fault(self, req: Request) -> Fault | None:
@@ -282,14 +339,14 @@ class FakeIntercom:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    api: FakeIntercom
+    api: Server
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes: with Nagle's algorithm the body waits for the
     # client's delayed ACK, adding ~40 ms to every keep-alive request.
     disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002
-        """Stay quiet: tests read `FakeIntercom.log` instead."""
+        """Stay quiet: tests read `Server.log` instead."""
 
     def _serve(self) -> None:
         parts = urlsplit(self.path)
@@ -328,7 +385,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _send_file(self, resp: Response, truncate: int | None) -> None:
-        assert resp.file is not None  # noqa: S101
+        if resp.file is None:
+            return
         size = Path(resp.file).stat().st_size
         chunked = resp.headers.get("Transfer-Encoding") == "chunked"
         self.send_response(resp.status)
@@ -359,61 +417,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = _serve  # noqa: N815
     do_POST = _serve  # noqa: N815
-
-
-def build(**kwargs: t.Any) -> FakeIntercom:
-    """A fake with every route installed: exports, contacts, events and reporting."""
-    # Imported here: those modules import this one for FakeIntercom, Request and Response.
-    from tap_intercom_export.fake_intercom import events, exports, reporting  # noqa: PLC0415
-
-    fake = FakeIntercom(**{k: v for k, v in kwargs.items() if k in _FAKE_ARGS})
-    events.install(fake, **{k: v for k, v in kwargs.items() if k in events.OPTIONS})
-    exports.install(
-        fake,
-        **{
-            k: v
-            for k, v in kwargs.items()
-            if k not in _FAKE_ARGS and k not in events.OPTIONS and k not in reporting.OPTIONS
-        },
-    )
-    reporting.install(
-        fake, **{k: v for k, v in kwargs.items() if k in reporting.OPTIONS or k in ("start", "end")}
-    )
-    return fake
-
-
-_FAKE_ARGS = {"token", "version", "latency", "rate_limit", "rate_window"}
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`fake-intercom`: serve the fake API until interrupted (for the demo and manual tries)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--token", default="fake-token")
-    parser.add_argument("--days", type=int, default=60, help="days of messages, ending now")
-    parser.add_argument("--receipts-per-day", type=int, default=48)
-    parser.add_argument("--container", default="zip", choices=["zip", "tar.gz", "csv.gz"])
-    parser.add_argument("--url-file", help="write the base URL here once serving")
-    args = parser.parse_args(argv)
-    end = int(time.time())
-    fake = build(
-        token=args.token,
-        start=end - args.days * 86400,
-        end=end,
-        receipts_per_day=args.receipts_per_day,
-        container=args.container,
-        invent_kind=True,  # so the demo shows message_other_statistics too
-    ).start(port=args.port)
-    if args.url_file:
-        with open(args.url_file, "w") as fh:  # noqa: PTH123
-            fh.write(fake.url)
-    print(f"fake Intercom API on {fake.url} (token {args.token})", flush=True)  # noqa: T201
-    # The demo stops it with SIGTERM: exit through `finally` so the archives it built are removed.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        while True:
-            _real_sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()

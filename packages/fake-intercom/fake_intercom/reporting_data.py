@@ -1,5 +1,10 @@
 """The fake's reporting datasets: attributes as Intercom lists them, and deterministic rows.
 
+Dataset ids, their time attributes and the attribute namespaces are those public client code
+sends to real workspaces (`conversation` on `conversation_started_at`, `tickets` on
+`ticket_created_at`, `admin_status_change` on `teammate_status_period_started_at`); an
+attribute's shape (`id`, `qualified_id` from 2.16 and in Preview, `name`) is the `get_datasets`
+response of the OpenAPI descriptions (github.com/intercom/Intercom-OpenAPI).
 Which ids custom attributes have is not documented: here they are `<ns>_custom_attribute.<n>`,
 headed in the CSV by their display name (standard attributes by their plain id).
 """
@@ -8,7 +13,6 @@ from __future__ import annotations
 
 import typing as t
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 STANDARD = ("standard", "timestamp", "duration")
 CHANNELS = ["Chat", "Email", "Phone", "WhatsApp"]
@@ -133,19 +137,19 @@ def datasets() -> list[FakeDataset]:
     ]
 
 
-def _text_time(ts: int) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+#: Kinds of attribute whose values are instants (written as local text, see reporting.py).
+TIME_KINDS = frozenset({"ts", "ts_late"})
 
 
-def value(_dataset: FakeDataset, attr: FakeAttribute, i: int, ts: int) -> str:
-    """The raw CSV value of `attr` in row i (deterministic; some empty, some awkward)."""
+def value(attr: FakeAttribute, i: int, ts: int) -> str | int | None:
+    """The value of `attr` in row i: text, or for a time its unix seconds (None: empty)."""
     kind = attr.kind
     if kind == "id":
         return str(100000 + i)
     if kind == "ts":
-        return _text_time(ts)
+        return ts
     if kind == "ts_late":
-        return "" if i % 3 == 0 else _text_time(ts + 600 + i % 7 * 60)
+        return None if i % 3 == 0 else ts + 600 + i % 7 * 60
     if kind == "dur":
         # Intercom writes durations in seconds; one row in 13 has a value that is not a number.
         return "n/a" if i % 13 == 5 else str(60 + i % 50 * 30)

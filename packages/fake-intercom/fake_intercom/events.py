@@ -17,20 +17,13 @@ from datetime import datetime, timezone
 from http import HTTPStatus
 from urllib.parse import unquote, urlencode
 
-from tap_intercom_export.fake_intercom.eventdata import (
+from fake_intercom.core import Request, Response, Server, error_body, real_sleep, real_time
+from fake_intercom.eventdata import (
     DAY,
     FakeContact,
     FakeEvent,
     free_millis,
     generate,
-)
-from tap_intercom_export.fake_intercom.server import (
-    FakeIntercom,
-    Request,
-    Response,
-    _real_sleep,
-    _real_time,
-    error_body,
 )
 
 #: Intercom lists only events less than 90 days old.
@@ -84,7 +77,7 @@ def _iso_ms(ts: int) -> str:
 class EventsAPI:
     """Contacts and events endpoints of the fake, with knobs tests turn."""
 
-    fake: FakeIntercom
+    fake: Server
     contacts: list[FakeContact]
     events: dict[str, list[FakeEvent]]
     #: The fake's "now" (unix seconds) for the 90-day cut; None means the real clock.
@@ -107,7 +100,7 @@ class EventsAPI:
 
     def current_time(self) -> int:
         """The fake's now."""
-        return int(_real_time()) if self.now is None else self.now
+        return int(real_time()) if self.now is None else self.now
 
     def add_contact(
         self,
@@ -126,11 +119,59 @@ class EventsAPI:
 
     def add_event(
         self, contact_id: str, name: str, created_at: int, metadata: dict[str, t.Any] | None = None
-    ) -> None:
-        """Record an event for a contact (as if submitted to Intercom)."""
+    ) -> bool:
+        """Record an event for a contact as submitted to Intercom now, with any `created_at`.
+
+        Intercom keeps the `created_at` the sender gives, however old (a late arrival), and
+        ignores an event with the same name and `created_at` as one the contact has: False then.
+        """
         with self.lock:
             mine = self.events.setdefault(contact_id, [])
+            if any(e.name == name and e.created_at == created_at for e in mine):
+                return False
             mine.append(FakeEvent(name, created_at, metadata, free_millis(mine, created_at)))
+        return True
+
+    def add_late_event(
+        self,
+        contact_id: str,
+        name: str,
+        late_by: int,
+        metadata: dict[str, t.Any] | None = None,
+    ) -> int:
+        """Submit now an event created `late_by` seconds before the fake's now; its created_at."""
+        created_at = self.current_time() - late_by
+        self.add_event(contact_id, name, created_at, metadata)
+        return created_at
+
+    # -- admin routes (scripts add data to a fake running in another process) ----------------
+
+    def admin_add_contact(self, req: Request, _m: t.Any) -> Response:
+        """POST /_fake/contacts `{"id", "role"?, "external_id"?, "email"?}`."""
+        body = req.body if isinstance(req.body, dict) else {}
+        if not isinstance(body.get("id"), str):
+            return Response(400, error_body("parameter_invalid", "id is required"))
+        contact = self.add_contact(
+            body["id"],
+            role=str(body.get("role") or "user"),
+            external_id=body.get("external_id"),
+            email=body.get("email"),
+        )
+        return Response(200, contact.body())
+
+    def admin_add_event(self, req: Request, _m: t.Any) -> Response:
+        """POST /_fake/events `{"intercom_user_id", "event_name", "created_at", "metadata"?}`."""
+        body = req.body if isinstance(req.body, dict) else {}
+        contact = body.get("intercom_user_id")
+        created_at = body.get("created_at")
+        if not isinstance(contact, str) or self.contact(contact) is None:
+            return Response(404, error_body("not_found", "User Not Found"))
+        if not isinstance(body.get("event_name"), str) or not isinstance(created_at, int):
+            return Response(
+                400, error_body("parameter_invalid", "event_name and created_at are required")
+            )
+        added = self.add_event(contact, body["event_name"], created_at, body.get("metadata"))
+        return Response(200, {"added": added})
 
     def contact(self, contact_id: str) -> FakeContact | None:
         """A contact that still exists."""
@@ -167,7 +208,7 @@ class EventsAPI:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         if self.delay:
-            _real_sleep(self.delay)
+            real_sleep(self.delay)
 
     def _leave(self) -> None:
         with self.lock:
@@ -319,7 +360,7 @@ class EventsAPI:
 
 
 def install(  # noqa: PLR0913 - one keyword-only knob per build() option (OPTIONS)
-    fake: FakeIntercom,
+    fake: Server,
     *,
     contacts: int = 50,
     events_now: int | None = None,
@@ -329,12 +370,13 @@ def install(  # noqa: PLR0913 - one keyword-only knob per build() option (OPTION
     summary_per_page: int | None = None,
 ) -> EventsAPI:
     """Add the contacts and events routes to a fake; return the knobs."""
-    anchor = int(_real_time()) if events_now is None else events_now
+    anchor = int(real_time()) if events_now is None else events_now
     people, events = generate(anchor, contacts, events_per_contact, events_days)
     api = EventsAPI(fake, people, events, now=events_now, delay=events_delay)
     api.summary_per_page = summary_per_page
     fake.route("GET", r"/contacts", api.list_contacts)
     fake.route("GET", r"/contacts/([^/]+)", api.get_contact)
     fake.route("GET", r"/events", api.list_events)
-    fake.events = api
+    fake.admin_route("POST", "contacts", api.admin_add_contact)
+    fake.admin_route("POST", "events", api.admin_add_event)
     return api

@@ -1,10 +1,13 @@
 """The fake's reporting data export: datasets, deterministic rows and Intercom's job lifecycle.
 
-As /work/shared/intercom/reporting_export.md describes it: `get_datasets` (qualified ids from
-2.16), enqueue validation (400), at most 5 pending jobs (429), a job's first status calls may
-answer 404, `pending` then `complete` or `failed`, a gzipped CSV download that needs
-`Accept: application/octet-stream`, and 403 for a token without the permission. The datasets and
-their rows are in reporting_data.py.
+As Intercom's OpenAPI descriptions (2.14, 2.16, Preview) and the public clients that call it
+describe it: `get_datasets` (qualified ids from 2.16 and in Preview), enqueue validation (400
+`bad_request` with the reference's messages), at most 5 pending jobs per workspace (429), a job's
+first status calls may answer 404 (a client notes it), `pending` then `complete` or `failed`, a
+gzipped CSV download that needs `Accept: application/octet-stream`, and 403 for a token without
+the "Export reporting data" permission. Times are written `YYYY-MM-DD HH:MM:SS` in the
+workspace's zone, without the zone (a public client that reads real exports notes it);
+`truth()` gives each row's instants in UTC. The datasets and their rows are in reporting_data.py.
 """
 
 from __future__ import annotations
@@ -22,13 +25,17 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tap_intercom_export.fake_intercom.reporting_data import (
+from fake_intercom.core import Request, Response, Server, error_body
+from fake_intercom.reporting_data import (
+    TIME_KINDS,
     FakeAttribute,
     FakeDataset,
     datasets,
     value,
 )
-from tap_intercom_export.fake_intercom.server import FakeIntercom, Request, Response, error_body
+
+if t.TYPE_CHECKING:
+    from fake_intercom.workspace import Workspace
 
 OPTIONS = frozenset({"reporting_container", "reporting_script", "reporting_forbidden"})
 MAX_PENDING = 5
@@ -64,7 +71,8 @@ class ReportingJob:
 class ReportingAPI:
     """Reporting endpoints of the fake, with knobs tests turn."""
 
-    fake: FakeIntercom
+    fake: Server
+    workspace: Workspace
     start: int
     end: int
     container: str = "csv.gz"
@@ -91,8 +99,7 @@ class ReportingAPI:
         """A dataset by id."""
         return next((d for d in self.datasets if d.id == dataset_id), None)
 
-    def rows(self, dataset_id: str, start: int, end: int) -> list[dict[str, str]]:
-        """Rows whose time attribute lies in [start, end] (both bounds inclusive), by attribute id."""
+    def _values(self, dataset_id: str, start: int, end: int) -> list[dict[str, str | int | None]]:
         ds = self.dataset(dataset_id)
         if ds is None:
             msg = f"no dataset {dataset_id!r} in the fake"
@@ -101,9 +108,36 @@ class ReportingAPI:
         out = []
         i = first
         while (ts := self.start + i * ds.step) <= min(end, self.end - 1):
-            out.append({a.id: value(ds, a, i, ts) for a in ds.attributes})
+            out.append({a.id: value(a, i, ts) for a in ds.attributes})
             i += 1
         return out
+
+    def rows(self, dataset_id: str, start: int, end: int) -> list[dict[str, str]]:
+        """Rows whose time attribute lies in [start, end] (both inclusive), as the CSV writes them.
+
+        Keyed by attribute id; times are local text in the workspace's CSV zone.
+        """
+        local = self.workspace.local_text
+        return [
+            {k: local(v) if isinstance(v, int) else (v or "") for k, v in row.items()}
+            for row in self._values(dataset_id, start, end)
+        ]
+
+    def truth(self, dataset_id: str, start: int, end: int) -> list[dict[str, str | None]]:
+        """The same rows with every time as its instant in RFC 3339 UTC (None when empty).
+
+        What a tap should emit for the time attributes, whatever zone the CSV was written in.
+        """
+        utc = self.workspace.utc_text
+        return [
+            {k: utc(v) if isinstance(v, int) else v for k, v in row.items()}
+            for row in self._values(dataset_id, start, end)
+        ]
+
+    def time_attributes(self, dataset_id: str) -> list[str]:
+        """Ids of a dataset's attributes whose values are instants."""
+        ds = self.dataset(dataset_id)
+        return [a.id for a in ds.attributes if a.kind in TIME_KINDS] if ds else []
 
     def pending(self) -> int:
         """Pending jobs of the workspace (ours and other tools')."""
@@ -112,12 +146,10 @@ class ReportingAPI:
     # -- routes -----------------------------------------------------------------------------
 
     def _qualified(self) -> bool:
-        major, minor = (int(p) for p in self.fake.version.split(".")[:2])
-        return (major, minor) >= (2, 16)
+        return self.fake.at_least(2, 16)
 
     def _refuse(self) -> Response | None:
-        major, minor = (int(p) for p in self.fake.version.split(".")[:2])
-        if (major, minor) < (2, 14):
+        if not self.fake.at_least(2, 14):
             return Response(404, error_body("not_found", "Resource not found"))
         if self.forbidden:
             return Response(
@@ -144,33 +176,14 @@ class ReportingAPI:
         if refused:
             return refused
         body = req.body if isinstance(req.body, dict) else {}
-        ids = body.get("attribute_ids")
-        try:
-            start, end = int(body["start_time"]), int(body["end_time"])
-        except (KeyError, TypeError, ValueError):
-            return Response(
-                400, error_body("parameter_invalid", "start_time and end_time are required")
-            )
-        ds = self.dataset(str(body.get("dataset_id")))
-        if ds is None:
-            return Response(
-                400,
-                error_body("parameter_invalid", f"dataset_id invalid: {body.get('dataset_id')}"),
-            )
-        if not isinstance(ids, list) or not ids:
-            return Response(
-                400,
-                error_body("parameter_invalid", "attribute_ids must list at least one attribute"),
-            )
-        by_id = {(a.qualified_id if self._qualified() else a.id): a for a in ds.attributes}
-        bad = [str(i) for i in ids if i not in by_id]
-        if bad:
-            msg = f"attribute_ids invalid for {ds.id} dataset: {', '.join(bad)}"
-            return Response(400, error_body("parameter_invalid", msg))
-        if end <= start:
-            return Response(
-                400, error_body("parameter_invalid", "end_time must be after start_time")
-            )
+        invalid = self._invalid(body)
+        if invalid:
+            return Response(400, error_body("bad_request", invalid))
+        ds = self.dataset(str(body["dataset_id"]))
+        if ds is None:  # _invalid said so already
+            return Response(400, error_body("bad_request", "dataset_id is invalid"))
+        by_id = self._attributes(ds)
+        ids, start, end = body["attribute_ids"], int(body["start_time"]), int(body["end_time"])
         with self.lock:
             if self.pending() >= MAX_PENDING:
                 msg = f"Exceeded rate limit of {MAX_PENDING} pending reporting dataset export jobs"
@@ -187,6 +200,32 @@ class ReportingAPI:
             )
             self.jobs[job.job_id] = job
         return Response(200, job.body(self.fake.url))
+
+    def _attributes(self, ds: FakeDataset) -> dict[str, FakeAttribute]:
+        return {(a.qualified_id if self._qualified() else a.id): a for a in ds.attributes}
+
+    def _invalid(self, body: dict[str, t.Any]) -> str | None:
+        """What is wrong with an enqueue body, in the words of the OpenAPI's 400 examples."""
+        for name in ("dataset_id", "attribute_ids", "start_time", "end_time"):
+            if name not in body:
+                return f"'{name}' is a required parameter"
+        ds = self.dataset(str(body["dataset_id"]))
+        if ds is None:
+            return f"{body['dataset_id']} is not a valid dataset_id"
+        ids = body["attribute_ids"]
+        if not isinstance(ids, list):
+            return "'attribute_ids' not an array must be of type Array"
+        if not ids:
+            return "attribute_ids must contain at least one attribute_id"
+        bad = [str(i) for i in ids if i not in self._attributes(ds)]
+        if bad:
+            return f"attribute_ids invalid for {ds.id} dataset: {', '.join(bad)}"
+        try:
+            start, end = int(body["start_time"]), int(body["end_time"])
+        except (TypeError, ValueError):
+            return "start_time and end_time must be unix timestamps"
+        # Not in the reference's examples: a range that ends before it starts.
+        return "end_time must be after start_time" if end <= start else None
 
     def status(self, _req: Request, m: t.Any) -> Response:
         """GET /export/reporting_data/{id}: each call moves the job one step along its script."""
@@ -262,10 +301,13 @@ def write_file(path: Path, name: str, data: bytes, container: str) -> None:
         raise ValueError(msg)
 
 
-def install(fake: FakeIntercom, *, start: int, end: int, **kwargs: t.Any) -> ReportingAPI:
-    """Add the reporting routes to a fake; return the knobs."""
+def install(
+    fake: Server, workspace: Workspace, *, start: int, end: int, **kwargs: t.Any
+) -> ReportingAPI:
+    """Add the reporting routes to a fake; return the knobs (see OPTIONS)."""
     api = ReportingAPI(
         fake,
+        workspace,
         start,
         end,
         container=kwargs.get("reporting_container", "csv.gz"),
@@ -276,5 +318,5 @@ def install(fake: FakeIntercom, *, start: int, end: int, **kwargs: t.Any) -> Rep
     fake.route("POST", r"/export/reporting_data/enqueue", api.enqueue)
     fake.route("GET", r"/export/reporting_data/([\w-]+)", api.status)
     fake.route("GET", r"/download/reporting_data/([\w-]+)", api.download)
-    fake.reporting = api
+    fake.on_stop(api.close)
     return api

@@ -13,27 +13,23 @@ import threading
 import typing as t
 import uuid
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tap_intercom_export.content.schemas import FILE_KINDS
-from tap_intercom_export.fake_intercom import message_stats
-from tap_intercom_export.fake_intercom.server import (
-    FakeIntercom,
+from fake_intercom import message_stats
+from fake_intercom.core import (
+    PREVIEW,
     Request,
     Response,
-    _real_sleep,
-    _real_time,
+    Server,
     encoded_copy,
     error_body,
+    real_sleep,
+    real_time,
+    version_key,
 )
-
-SURVEY_QUESTIONS = [
-    "How likely are you to recommend us to family and friends?",
-    "What's the main reason for your score?",
-]
-
+from fake_intercom.filekinds import INVENTED_KIND, KINDS, SURVEY_QUESTIONS, header
 
 _utc_text = message_stats.utc_text
 
@@ -98,7 +94,7 @@ class Dataset:
         if kind in message_stats.RULES:
             return message_stats.row(kind, i, e)
         if kind == "receipt":
-            row = dict.fromkeys(FILE_KINDS["receipt"].columns, "")
+            row = dict.fromkeys(KINDS["receipt"], "")
             row.update(
                 user_id=f"user-{i % 97}",
                 email=f"user{i % 97}@example.com",
@@ -155,7 +151,7 @@ class Dataset:
             by_ruleset.setdefault(i % 5, []).append(i)
         out = []
         for r, members in sorted(by_ruleset.items()):
-            row = dict.fromkeys(FILE_KINDS["overview"].columns, "")
+            row = dict.fromkeys(KINDS["overview"], "")
             opens = sum(1 for i in members if i % 2 == 0)
             row.update(
                 ruleset_id=str(1000 + r),
@@ -179,12 +175,6 @@ def _csv_bytes(rows: list[dict[str, str]], columns: list[str]) -> bytes:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue().encode()
-
-
-def columns_of(kind: str) -> list[str]:
-    """The header the fake writes for a kind (survey questions included for answer_combined)."""
-    cols = message_stats.columns(kind)
-    return cols + SURVEY_QUESTIONS if kind == "answer_combined" else cols
 
 
 @dataclass
@@ -223,7 +213,7 @@ class FakeJob:
 class ExportAPI:
     """Export endpoints of the fake, with knobs tests turn."""
 
-    fake: FakeIntercom
+    fake: Server
     dataset: Dataset
     container: str = "zip"
     row_limit: int | None = None
@@ -242,7 +232,7 @@ class ExportAPI:
     #: `download_url` form: "content" (`/download/content/data/{id}`) or "messages" (Intercom's
     #: examples: `/download/messages/data/<name>.csv`; the content path then answers 404).
     download_url_form: str = "content"
-    #: Key of the job id; None: as the API version spells it (`job_identfier` in 2.7 to 2.13).
+    #: Key of the job id; None: as the API version spells it (see job_key_for).
     job_key: str | None = None
     #: Send downloads with `Content-Encoding` "gzip" or "deflate" (when the client accepts it).
     content_encoding: str | None = None
@@ -272,13 +262,10 @@ class ExportAPI:
         """The job id's key in the job model."""
         if self.job_key:
             return self.job_key
-        major, _, minor = self.fake.version.partition(".")
-        misspelled = major == "2" and minor.isdigit() and 7 <= int(minor) <= 13
-        return (
-            "job_identfier"
-            if misspelled or self.fake.version in ("Preview", "Unstable")
-            else "job_identifier"
-        )
+        # The OpenAPI schema spells it `job_identfier` in 2.7 to 2.13 and in Preview.
+        version = version_key(self.fake.version)
+        misspelled = (2, 7) <= version <= (2, 13) or version >= version_key(PREVIEW)
+        return "job_identfier" if misspelled else "job_identifier"
 
     def active(self) -> FakeJob | None:
         """The job that blocks new ones, if any."""
@@ -307,7 +294,7 @@ class ExportAPI:
                                                 "Exceeded rate limit of 1 pending message data export jobs"))  # fmt: skip
             script = self.next_scripts.pop(0) if self.next_scripts else self.status_script
             job = FakeJob(
-                f"job{next(self._ids):04d}", after, before, list(script), created=_real_time()
+                f"job{next(self._ids):04d}", after, before, list(script), created=real_time()
             )
             self.jobs[job.job_id] = job
         return Response(200, job.body(self.fake.url, self))
@@ -319,7 +306,7 @@ class ExportAPI:
             return Response(404, error_body("not_found", "Export job not found"))
         with self.lock:
             if self.job_seconds and job.status in ("pending", "in_progress"):
-                done = _real_time() - job.created >= self.job_seconds
+                done = real_time() - job.created >= self.job_seconds
                 job.script = ["pending", "completed" if done else "pending"]
             if job.status in ("pending", "in_progress") and job.script:
                 job.polls += 1
@@ -351,14 +338,14 @@ class ExportAPI:
             job = None
         if job is None or job.archive is None or not job.archive.exists():
             return Response(404, error_body("not_found", "Export not found"))
-        if job.expires_at is not None and job.expires_at <= _real_time():
+        if job.expires_at is not None and job.expires_at <= real_time():
             return Response(404, error_body("not_found", "Export expired"))
         if req.headers.get("accept") != "application/octet-stream":
             return Response(
                 406, error_body("not_acceptable", "Accept: application/octet-stream required")
             )
         if self.download_delay:
-            _real_sleep(self.download_delay)
+            real_sleep(self.download_delay)
         headers = {"Transfer-Encoding": "chunked"} if self.chunked else {}
         encoding = self.content_encoding
         if encoding and encoding in req.headers.get("accept-encoding", ""):
@@ -369,7 +356,7 @@ class ExportAPI:
     def _build(self, job: FakeJob) -> None:
         path = self.workdir / f"{job.job_id}.{self.container}"
         job.archive = path
-        job.expires_at = int(_real_time()) + self.expire_after
+        job.expires_at = int(real_time()) + self.expire_after
         if self.archive_override:
             self.archive_override(job, path)
             return
@@ -378,12 +365,12 @@ class ExportAPI:
         until = message_stats.cutoff(
             self.first_reading, int(self.now()) if self.now else None, job.before
         )
-        kinds = [*FILE_KINDS, *([message_stats.INVENTED_KIND] if self.invent_kind else [])]
+        kinds = [*KINDS, *([INVENTED_KIND] if self.invent_kind else [])]
         for kind in kinds:
             rows = self.dataset.rows(kind, job.after, job.before, self.row_limit, until)
             if not rows:
                 continue  # Intercom leaves out the file of a statistic with no records
-            data = _csv_bytes(rows, columns_of(kind))
+            data = _csv_bytes(rows, header(kind))
             if self.member_transform:
                 data = self.member_transform(kind, data)
             members.append((f"{kind}_{stamp}.csv", data))
@@ -412,7 +399,7 @@ def write_archive(path: Path, members: list[tuple[str, bytes]], container: str) 
 
 
 def install(
-    fake: FakeIntercom,
+    fake: Server,
     *,
     start: int,
     end: int,
@@ -420,7 +407,7 @@ def install(
     engagement_delay: int = 0,
     **kwargs: t.Any,
 ) -> ExportAPI:
-    """Add the export routes to a fake; return the knobs."""
+    """Add the export routes to a fake; return the knobs (`OPTIONS` are ExportAPI's)."""
     api = ExportAPI(fake, Dataset(start, end, receipts_per_day, engagement_delay), **kwargs)
     fake.route("POST", r"/export/content/data", api.create)
     fake.route("GET", r"/export/content/data/([\w-]+)", api.status)
@@ -429,5 +416,12 @@ def install(
     fake.route(
         "GET", r"/download/messages/data/message-data-export\.([\w-]+)\.[\w-]+\.csv", api.download
     )
-    fake.exports = api
+    fake.on_stop(api.close)
     return api
+
+
+#: `build()` keyword arguments that configure the export routes.
+OPTIONS = frozenset(
+    {"receipts_per_day", "engagement_delay"}
+    | {f.name for f in fields(ExportAPI) if f.name not in ("fake", "dataset", "jobs", "lock")}
+)

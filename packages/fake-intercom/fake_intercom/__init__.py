@@ -1,5 +1,5 @@
 """A fake Intercom API on loopback: `build()` one, `start()` it, point `api_url` at `.url`."""
 
-from tap_intercom_export.fake_intercom.server import FakeIntercom, build
+from fake_intercom.server import FakeIntercom, build
 
 __all__ = ["FakeIntercom", "build"]

@@ -3,7 +3,7 @@
 Covers the kinds seen in real archives, an invented kind, and which engagement an export job
 holds under each reading of Intercom's texts.
 
-Columns: `/work/shared/intercom/export_csv_columns.md` ("File kinds in real exports").
+Columns: filekinds.py, with their sources.
 """
 
 from __future__ import annotations
@@ -11,11 +11,7 @@ from __future__ import annotations
 import typing as t
 from datetime import datetime, timezone
 
-from tap_intercom_export.content.schemas import FILE_KINDS
-
-#: A kind no tap knows (the receipt file's `first_spam_complaint` names the statistic).
-INVENTED_KIND = "spam_complaint"
-INVENTED_COLUMNS = ["receipt_id", "complained_at", "feedback_loop"]
+from fake_intercom.filekinds import INVENTED_KIND, header
 
 #: How the fake reads the `first_*` columns: the API reference since mid-2026 counts "only
 #: events within the export job's requested date range"; the help center says "all time".
@@ -70,15 +66,10 @@ def row(kind: str, i: int, engaged: int) -> dict[str, str] | None:
     return {"receipt_id": f"rcpt-{i}", **make(i, engaged)}
 
 
-def columns(kind: str) -> list[str]:
-    """The header of a kind (the invented one included)."""
-    return INVENTED_COLUMNS if kind == INVENTED_KIND else list(FILE_KINDS[kind].columns)
-
-
 def _time_column(kind: str) -> str | None:
     if kind in _NOT_ENGAGEMENT:
         return None
-    return next((c for c in reversed(columns(kind)) if c.endswith("_at")), None)
+    return next((c for c in reversed(header(kind)) if c.endswith("_at")), None)
 
 
 def engaged_by(kind: str, record: dict[str, str], until: int) -> bool:
