@@ -22,7 +22,6 @@ from tap_intercom_export.content.api import ContentExportClient
 from tap_intercom_export.content.base import ExportWindowStream
 from tap_intercom_export.content.lookback import LAST_LOOKBACK, Lookback, describe
 from tap_intercom_export.content.schemas import FILE_KINDS
-from tap_intercom_export.jobs.engine import ExportRunner
 from tap_intercom_export.jobs.model import ExportSettings, WindowExport
 from tap_intercom_export.jobs.windows import JobPlan, plan_around, plan_windows
 from tap_intercom_export.timerange import TimeRange, plan_range
@@ -36,6 +35,7 @@ else:
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
+    from tap_intercom_export.jobs.engine import ExportRunner
     from tap_intercom_export.jobs.windows import Window
 
 # Messages are exported once a whole second old: the current second may still get some.
@@ -104,7 +104,7 @@ class MessageExportJobsStream(ExportWindowStream):
         """Start with no window in progress."""
         super().__init__(*args, **kwargs)
         self.current: WindowExport | None = None
-        self.runner: ExportRunner | None = None
+        self.engine: ExportRunner | None = None
 
     @override
     def get_batch_config(self, config: t.Mapping[str, t.Any]) -> sdk.BatchConfig | None:
@@ -218,17 +218,11 @@ class MessageExportJobsStream(ExportWindowStream):
             iso(windows[-1].end),
             ", ".join(c.name for c in children),
         )
-        self.runner = ExportRunner(
-            ContentExportClient(self),
-            self.export_settings(),
-            logger=self.logger,
-            on_job_created=self.remember_job,
-            clock=self.monotonic,
-            wall=self.wall_clock,
-            sleep=self.sleep,
+        self.engine = self.runner(
+            ContentExportClient(self), self.export_settings(), self.remember_job
         )
         with self._cancel_job_on_ctrl_c():
-            for result in self.runner.run(windows, plan.jobs.reused, plan.jobs.stale):
+            for result in self.engine.run(windows, plan.jobs.reused, plan.jobs.stale):
                 self.current = result
                 try:
                     # The SDK syncs the children on this record before writing it, so `rows`
@@ -266,8 +260,8 @@ class MessageExportJobsStream(ExportWindowStream):
         try:
             yield
         except BaseException:
-            if interrupted and self.runner is not None:
-                self.runner.cancel_current()
+            if interrupted and self.engine is not None:
+                self.engine.cancel_current()
             raise
         finally:
             signal.signal(signal.SIGINT, previous)

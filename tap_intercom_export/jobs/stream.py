@@ -13,6 +13,7 @@ import typing as t
 
 from tap_intercom_export import sdk
 from tap_intercom_export.client import IntercomStream
+from tap_intercom_export.jobs.engine import ExportRunner
 from tap_intercom_export.jobs.inflight import OpenJobs
 from tap_intercom_export.timeutil import iso
 
@@ -24,7 +25,8 @@ else:
 if t.TYPE_CHECKING:
     import requests
 
-    from tap_intercom_export.jobs.api import Job
+    from tap_intercom_export.jobs.api import ExportClient, Job
+    from tap_intercom_export.jobs.model import ExportSettings
     from tap_intercom_export.jobs.windows import Window
 
 
@@ -60,6 +62,23 @@ class ExportJobStream(IntercomStream):
         """
         self.high_water = max(self.high_water, window_end)
         sdk.advance_bookmark(self, iso(self.high_water))
+
+    def runner(
+        self,
+        client: ExportClient,
+        settings: ExportSettings,
+        on_job_created: t.Callable[[Window, Job], None],
+    ) -> ExportRunner:
+        """The export-job engine for this stream, on its clocks."""
+        return ExportRunner(
+            client,
+            settings,
+            logger=self.logger,
+            on_job_created=on_job_created,
+            clock=self.monotonic,
+            wall=self.wall_clock,
+            sleep=self.sleep,
+        )
 
     def open_jobs(self) -> OpenJobs:
         """Jobs created and not yet fully emitted, as this stream's state holds them."""

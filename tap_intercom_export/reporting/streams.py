@@ -12,7 +12,6 @@ import sys
 import typing as t
 
 from tap_intercom_export.errors import IntercomAuthError
-from tap_intercom_export.jobs.engine import ExportRunner
 from tap_intercom_export.jobs.model import ExportSettings
 from tap_intercom_export.jobs.rows import MemberReader
 from tap_intercom_export.jobs.stream import ExportJobStream
@@ -142,21 +141,13 @@ class ReportingStream(ExportJobStream):
             self.spec.time_attribute_id,
             len(client.attributes),
         )
-        runner = ExportRunner(
-            client,
-            self.export_settings(),
-            logger=self.logger,
-            on_job_created=self._job_created,
-            clock=self.monotonic,
-            wall=self.wall_clock,
-            sleep=self.sleep,
-        )
+        engine = self.runner(client, self.export_settings(), self._job_created)
 
         def typer(member: Member, header: list[str]) -> RowMapper:  # noqa: ARG001 - every member is rows
             return RowMapper(self.spec, header, client.attributes)
 
         try:
-            for result in runner.run(windows):
+            for result in engine.run(windows):
                 rows: dict[str, int] = {}
                 yield from self.reader.records(
                     result, result.archive.kinds().get("data", []) if result.archive else [],
