@@ -202,15 +202,14 @@ class MessageExportJobsStream(ExportWindowStream):
             return
         if plan.lookback_note:
             self.logger.info(plan.lookback_note)
-        for window, job_id in self.open_jobs().jobs.items():
-            if window not in plan.jobs.reused:
-                self.logger.info(
-                    "Ignoring in-flight export job %s from state: its window %s is not the next "
-                    "one to export (%s).",
-                    job_id,
-                    window,
-                    windows[0],
-                )
+        for window, job_id in plan.jobs.stale.items():
+            self.logger.info(
+                "Ignoring in-flight export job %s from state: its window %s is not the next one "
+                "to export (%s).",
+                job_id,
+                window,
+                windows[0],
+            )
         self.logger.info(
             "Exporting %d window(s) from %s to %s for %s.",
             len(windows),
@@ -222,7 +221,7 @@ class MessageExportJobsStream(ExportWindowStream):
             ContentExportClient(self), self.export_settings(), self.remember_job
         )
         with self._cancel_job_on_ctrl_c():
-            for result in self.engine.run(windows, plan.jobs.reused, plan.jobs.stale):
+            for result in self.engine.run(windows, plan.jobs.reused, plan.jobs.stale.values()):
                 self.current = result
                 try:
                     # The SDK syncs the children on this record before writing it, so `rows`

@@ -73,7 +73,7 @@ class JobPlan:
     #: Jobs in flight whose window is in the plan: reused instead of created again.
     reused: dict[Window, str]
     #: Jobs in flight no window of the plan uses.
-    stale: list[str]
+    stale: dict[Window, str]
 
 
 def plan_around(
@@ -102,5 +102,5 @@ def plan_around(
             reused[window] = job_id
             cursor = window.end
     windows += plan(cursor, end)
-    stale = [job_id for window, job_id in sorted(in_flight.items()) if window not in reused]
+    stale = {w: job_id for w, job_id in sorted(in_flight.items()) if w not in reused}
     return JobPlan(windows, reused, stale)
