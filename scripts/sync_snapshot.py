@@ -10,9 +10,10 @@ The scenario: the fake Intercom API with the demo's data (28 days of messages, 4
 day, an unknown file kind, 50 contacts with events, reporting datasets) at a pinned "now"; a first
 sync from no state; a second sync one day later from the first's STATE, after new events for a
 few contacts (so contact_event_summaries re-reads only theirs) and with the message lookback due;
-and the first sync again with BATCH output. Printed per run: every record of every stream in
+each event stream alone, from no state and from the first sync's; and the first sync again with
+BATCH output. Printed per run: every record of every stream in
 emission order (without `time_extracted` and the job ledger's wall-clock timings), the content of
-the BATCH files, and the final STATE.
+the BATCH files, the final STATE, and the requests the fake answered, by route.
 """
 
 from __future__ import annotations
@@ -65,14 +66,23 @@ def _pin(now: int) -> _Clock:
     return clock
 
 
-def _run(config: dict[str, t.Any], state: dict[str, t.Any] | None) -> list[dict[str, t.Any]]:
+def _run(
+    config: dict[str, t.Any], state: dict[str, t.Any] | None, *, select: set[str] | None = None
+) -> list[dict[str, t.Any]]:
     from tap_intercom_export.tap import TapIntercomExport  # noqa: PLC0415
 
+    catalog = None
+    if select is not None:
+        catalog = TapIntercomExport(config=config).catalog_dict
+        for entry in catalog["streams"]:
+            for metadata in entry["metadata"]:
+                if metadata["breadcrumb"] == []:
+                    metadata["metadata"]["selected"] = entry["tap_stream_id"] in select
     buffer = io.BytesIO()
     out = io.TextIOWrapper(buffer, encoding="utf-8")
     old, sys.stdout = sys.stdout, out
     try:
-        TapIntercomExport(config=config, state=state, setup_mapper=True).sync_all()
+        TapIntercomExport(config=config, state=state, catalog=catalog, setup_mapper=True).sync_all()
     finally:
         out.flush()
         sys.stdout = old
@@ -86,10 +96,10 @@ def _batch_rows(url: str) -> list[t.Any]:
         return [json.loads(line) for line in fh]
 
 
-def _requests(fake: t.Any, since: int) -> dict[str, int]:
-    """Requests the run sent, by method and route (ids left out), summary reads apart."""
+def _requests(fake: t.Any, start: int, end: int) -> dict[str, int]:
+    """Requests a run sent, by method and route (ids left out), summary reads apart."""
     counts: dict[str, int] = {}
-    for request in fake.log[since:]:
+    for request in fake.log[start:end]:
         route = "/".join(p for p in request.path.split("/")[:4] if not any(c.isdigit() for c in p))
         if request.arg("summary") == "true":
             route += "?summary"
@@ -141,19 +151,26 @@ def main() -> None:
         "export_poll_interval_seconds": 5,
     }
     out: dict[str, t.Any] = {}
-    try:
-        first = _run(config, None)
-        out["first_sync"] = _summary(first)
-        out["first_sync"]["requests"] = _requests(fake, 0)
+
+    def sync(name: str, state: dict[str, t.Any] | None, **kwargs: t.Any) -> list[dict[str, t.Any]]:
         sent = len(fake.log)
+        run = _run(kwargs.pop("config", config), state, **kwargs)
+        out[name] = {**_summary(run), "requests": _requests(fake, sent, len(fake.log))}
+        return run
+
+    try:
+        for alone in ("contact_events", "contact_event_summaries"):
+            sync(f"first_sync_{alone}_only", None, select={alone})
+        first = sync("first_sync", None)
         state = [m["value"] for m in first if m["type"] == "STATE"][-1]
 
         clock.now = float(NOW + DAY)
         fake.events.now = NOW + DAY
         for n, contact in enumerate(fake.events.contacts[::7]):
             fake.events.add_event(contact.id, ["signed-up", "renamed-plan"][n % 2], NOW + 3600)
-        out["second_sync"] = _summary(_run(config, state))
-        out["second_sync"]["requests"] = _requests(fake, sent)
+        sync("second_sync", state)
+        for alone in ("contact_events", "contact_event_summaries"):
+            sync(f"second_sync_{alone}_only", state, select={alone})
 
         clock.now = float(NOW)
         fake.events.now = NOW
@@ -163,7 +180,7 @@ def main() -> None:
                 "storage": {"root": f"file://{root}", "prefix": "snap-"},
                 "batch_size": 500,
             }
-            out["first_sync_batch"] = _summary(_run({**config, "batch_config": batch}, None))
+            sync("first_sync_batch", None, config={**config, "batch_config": batch})
     finally:
         fake.stop()
     json.dump(out, sys.stdout, indent=1, sort_keys=True)
