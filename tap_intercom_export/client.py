@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import sys
 import time
 import typing as t
 from functools import cached_property
@@ -12,6 +11,7 @@ from urllib.parse import urlsplit
 
 from singer_sdk.authenticators import BearerTokenAuthenticator
 from singer_sdk.streams import RESTStream
+from typing_extensions import override
 
 from tap_intercom_export import sdk
 from tap_intercom_export.errors import (
@@ -25,11 +25,6 @@ from tap_intercom_export.errors import (
 from tap_intercom_export.ratelimit import RateLimitHeaders
 from tap_intercom_export.settings import Settings
 from tap_intercom_export.timeutil import unix
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     import requests

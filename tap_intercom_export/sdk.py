@@ -23,11 +23,7 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.singerlib.messages import SingerMessageType
 from singer_sdk.streams import Stream
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
+from typing_extensions import override
 
 if t.TYPE_CHECKING:
     import requests

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 import typing as t
 
 from singer_sdk import Tap
+from typing_extensions import override
 
 from tap_intercom_export import sdk, settings
 from tap_intercom_export.content import streams
@@ -13,11 +13,6 @@ from tap_intercom_export.content.other import MessageOtherStatisticsStream
 from tap_intercom_export.events.streams import ContactEventsStream
 from tap_intercom_export.events.summaries import ContactEventSummariesStream
 from tap_intercom_export.reporting import discover as reporting
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from tap_intercom_export.client import IntercomStream

@@ -5,18 +5,14 @@ https://developers.intercom.com/docs/references/rest-api/api.intercom.io/data-ex
 
 from __future__ import annotations
 
-import sys
 import typing as t
+
+from typing_extensions import override
 
 from tap_intercom_export.content.kinds import ContentNamer
 from tap_intercom_export.content.schemas import FILE_KINDS
 from tap_intercom_export.jobs.api import ExportClient, Job, SplitWindow
 from tap_intercom_export.jobs.archive import Archive, DecodeCounter, Member, iter_csv
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from pathlib import Path

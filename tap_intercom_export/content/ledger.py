@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sys
 import threading
 import typing as t
 from dataclasses import dataclass
 
 from singer_sdk import typing as th
+from typing_extensions import override
 
 from tap_intercom_export import sdk
 from tap_intercom_export.content.api import ContentExportClient
@@ -26,11 +26,6 @@ from tap_intercom_export.jobs.model import ExportSettings, WindowExport
 from tap_intercom_export.jobs.windows import JobPlan, plan_around, plan_windows
 from tap_intercom_export.timerange import TimeRange, plan_range
 from tap_intercom_export.timeutil import iso
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import typing as t
+
+from typing_extensions import override
 
 from tap_intercom_export.content.schemas import FILE_KINDS, LINEAGE_PROPERTIES
 from tap_intercom_export.content.streams import MessageStatStream
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from tap_intercom_export.jobs.archive import Member

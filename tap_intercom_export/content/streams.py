@@ -6,10 +6,10 @@ bookmark is the end of the last window whose rows it has fully emitted.
 
 from __future__ import annotations
 
-import sys
 import typing as t
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from typing_extensions import override
 
 from tap_intercom_export import sdk
 from tap_intercom_export.content.base import ExportWindowStream
@@ -18,11 +18,6 @@ from tap_intercom_export.content.ledger import MessageExportJobsStream
 from tap_intercom_export.content.schemas import FILE_KINDS, FileKind, RowTyper
 from tap_intercom_export.jobs.rows import MemberReader, Typer
 from tap_intercom_export.timeutil import iso
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context

@@ -12,7 +12,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import json
-import sys
 import threading
 import time
 import typing as t
@@ -24,6 +23,7 @@ from http import HTTPStatus
 from urllib.parse import quote
 
 import requests
+from typing_extensions import override
 
 from tap_intercom_export import sdk
 from tap_intercom_export.client import IntercomStream
@@ -36,11 +36,6 @@ from tap_intercom_export.events.pages import CursorPaginator, pages
 from tap_intercom_export.events.progress import Progress
 from tap_intercom_export.ratelimit import RateLimiter
 from tap_intercom_export.timeutil import iso
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record

@@ -8,16 +8,11 @@ https://developers.intercom.com/docs/build-an-integration/learn-more/rest-apis/p
 
 from __future__ import annotations
 
-import sys
 import typing as t
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from singer_sdk.pagination import BaseAPIPaginator, BaseHATEOASPaginator
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
+from typing_extensions import override
 
 if t.TYPE_CHECKING:
     import requests

@@ -7,11 +7,11 @@ the fan-out over contacts lives in fanout.py.
 
 from __future__ import annotations
 
-import sys
 import typing as t
 from urllib.parse import urlencode
 
 from singer_sdk import typing as th
+from typing_extensions import override
 
 from tap_intercom_export import sdk
 from tap_intercom_export.events.fanout import (
@@ -26,11 +26,6 @@ from tap_intercom_export.events.fanout import (
 from tap_intercom_export.events.pages import NextLinkPaginator, pages
 from tap_intercom_export.timerange import DAY, plan_range
 from tap_intercom_export.timeutil import iso
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record

@@ -8,13 +8,13 @@ https://developers.intercom.com/docs/references/rest-api/api.intercom.io/data-ev
 
 from __future__ import annotations
 
-import sys
 import typing as t
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from singer_sdk import typing as th
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
+from typing_extensions import override
 
 from tap_intercom_export import sdk
 from tap_intercom_export.events.fanout import (
@@ -28,11 +28,6 @@ from tap_intercom_export.events.pages import NextLinkPaginator, pages
 from tap_intercom_export.events.streams import CONTACT_EVENT_PROPERTIES, ContactEventsStream
 from tap_intercom_export.timerange import DAY, plan_range
 from tap_intercom_export.timeutil import iso, unix
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record

@@ -7,20 +7,16 @@ downloads, and STATE written at once when a job is created or a window is done.
 
 from __future__ import annotations
 
-import sys
 import time
 import typing as t
+
+from typing_extensions import override
 
 from tap_intercom_export import sdk
 from tap_intercom_export.client import IntercomStream
 from tap_intercom_export.jobs.engine import ExportRunner
 from tap_intercom_export.jobs.inflight import OpenJobs
 from tap_intercom_export.timeutil import iso
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     import requests

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import typing as t
 from dataclasses import dataclass
 
-from tap_intercom_export.timeutil import iso
+from typing_extensions import override
 
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
+from tap_intercom_export.timeutil import iso
 
 MIN_WINDOW_SECONDS = 3600
 

@@ -8,19 +8,15 @@ reporting-data-export
 
 from __future__ import annotations
 
-import sys
 import typing as t
 from http import HTTPStatus
+
+from typing_extensions import override
 
 from tap_intercom_export.errors import ExportError, IntercomAPIError, IntercomNotFoundError
 from tap_intercom_export.jobs.api import ExportClient, Job
 from tap_intercom_export.jobs.archive import Archive, member_stem
 from tap_intercom_export.reporting.schemas import Attribute, DatasetSpec
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from pathlib import Path

@@ -8,8 +8,9 @@ whose rows it has fully emitted; jobs in flight are in its STATE (`in_flight_job
 
 from __future__ import annotations
 
-import sys
 import typing as t
+
+from typing_extensions import override
 
 from tap_intercom_export.errors import IntercomAuthError
 from tap_intercom_export.jobs.model import ExportSettings
@@ -20,11 +21,6 @@ from tap_intercom_export.reporting.api import ReportingExportClient, qualified_i
 from tap_intercom_export.reporting.schemas import Attribute, DatasetSpec, RowMapper
 from tap_intercom_export.timerange import TimeRange, plan_range
 from tap_intercom_export.timeutil import iso
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
