@@ -43,6 +43,7 @@ __all__ = [
     "put_state",
     "send",
     "sync_children",
+    "sync_children_after",
     "write_state_now",
 ]
 
@@ -108,6 +109,18 @@ def sync_children(stream: Stream) -> None:
     for child in stream.child_streams:
         if child.selected or child.has_selected_descendents:
             child.sync()
+
+
+def sync_children_after(
+    stream: Stream, batches: t.Iterable[tuple[BaseBatchFileEncoding, list[str]]]
+) -> t.Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
+    """The stream's batches; once the last is announced, with the final bookmark, its children."""
+    # Relies on: Stream._sync_batches writing each BATCH message and then a STATE before it asks
+    # get_batches for more, and the SDK's default get_batches finalizing the stream's state when
+    # its records run out (before the last batch): so when this resumes after the last batch,
+    # the stream's every batch and its final bookmark are out.
+    yield from batches
+    sync_children(stream)
 
 
 # -- records and batches -----------------------------------------------------------------------

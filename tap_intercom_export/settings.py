@@ -100,7 +100,7 @@ class Setting:
     def read(self, config: t.Mapping[str, t.Any]) -> t.Any:
         """The setting's value in `config` (its default when unset), or a ConfigError."""
         value = config.get(self.name)
-        if value is None or (value == "" and self.kind != "string"):
+        if value is None or value == "":
             value = self.default
         if value is None:
             return None

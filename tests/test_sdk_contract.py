@@ -246,15 +246,25 @@ def test_child_streams_are_left_to_their_parent(capsys) -> None:
     ), SDK + "a child synced by sdk.sync_children has no final bookmark"
 
 
-def test_batches_are_announced_with_a_state_before_the_stream_resumes(capsys, tmp_path) -> None:
-    seen: list[list[str]] = []
+def test_children_run_once_every_batch_and_the_final_bookmark_are_out(capsys, tmp_path) -> None:
+    seen: list[dict] = []
 
-    class Batched(Numbers):
+    class Batched(Unsorted):  # unsorted, as contact_events: its bookmark waits for the end
         name = "batched"
 
         def get_batches(self, batch_config, context=None):
-            yield from super().get_batches(batch_config, context)
-            seen.append([m["type"] for m in messages(capsys)])
+            return sdk.sync_children_after(self, super().get_batches(batch_config, context))
+
+        def generate_child_contexts(self, record, context):  # noqa: ARG002 - the SDK's hook
+            return ()
+
+    class After(Numbers):
+        name = "after"
+        parent_stream_type = Batched
+
+        def get_records(self, context):  # noqa: ARG002 - the SDK's hook
+            seen.extend(messages(capsys))
+            return ()
 
     config = {
         "batch_config": {
@@ -262,10 +272,16 @@ def test_batches_are_announced_with_a_state_before_the_stream_resumes(capsys, tm
             "storage": {"root": f"file://{tmp_path}", "prefix": "c-"},
         }
     }
-    make_tap(Batched, config=config).streams["batched"].sync()
-    assert seen and seen[0][-2:] == ["BATCH", "STATE"], (
+    make_tap(Batched, After, config=config).streams["batched"].sync()
+    # What was out when the child started: ..., the last BATCH, a STATE, the child's SCHEMA.
+    assert [m["type"] for m in seen][-3:] == ["BATCH", "STATE", "SCHEMA"], (
         SDK + "Stream._sync_batches no longer writes each BATCH message and a STATE before it "
-        "asks get_batches for more (contact_events syncs its child only then)"
+        "asks get_batches for more (sdk.sync_children_after: contact_events' child runs then)"
+    )
+    final = [m for m in seen if m["type"] == "STATE"][-1]["value"]["bookmarks"]["batched"]
+    assert final.get("replication_key_value") == ROWS[-1]["at"], (
+        SDK + "the default get_batches no longer finalizes the stream's state before its last "
+        "batch is announced: a child synced after it would run before the final bookmark is out"
     )
 
 

@@ -320,8 +320,7 @@ class ContactFanOutStream(IntercomStream):
         self, batch_config: sdk.BatchConfig, context: Context | None = None
     ) -> t.Iterable[tuple[sdk.BaseBatchFileEncoding, list[str]]]:
         """The SDK's batches; once the last is announced (with the final bookmark), the children."""
-        yield from super().get_batches(batch_config, context)
-        sdk.sync_children(self)
+        return sdk.sync_children_after(self, super().get_batches(batch_config, context))
 
     def _read_contacts(self) -> t.Iterator[Record]:
         workers = self.settings.max_concurrent_requests
