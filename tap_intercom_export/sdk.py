@@ -40,6 +40,7 @@ __all__ = [
     "commit_state",
     "drop_deselected",
     "maps_change_records",
+    "parent_record",
     "put_state",
     "send",
     "sync_children",
@@ -99,6 +100,14 @@ def commit_state(stream: Stream) -> None:
     # SDK does at the end of a sync; doing it twice changes nothing.
     stream.state_manager.finalize_state(stream.stream_state)
     write_state_now(stream)
+
+
+def parent_record(record: Record) -> Record:
+    """A record for get_records to yield that its child streams complete before it is written."""
+    # Relies on: Stream._sync_records syncing the child streams on a record (_process_record)
+    # before writing it (_write_record_message): the job ledger's `rows`, which its children
+    # count while they emit a window, is complete when its record goes out.
+    return record
 
 
 def sync_children(stream: Stream) -> None:

@@ -246,6 +246,37 @@ def test_child_streams_are_left_to_their_parent(capsys) -> None:
     ), SDK + "a child synced by sdk.sync_children has no final bookmark"
 
 
+def test_children_sync_on_a_record_before_it_is_written(capsys) -> None:
+    counted: dict[str, int] = {"rows": 0}
+
+    class Ledger(Numbers):
+        name = "ledger"
+
+        def get_records(self, context):  # noqa: ARG002 - the SDK's hook
+            yield sdk.parent_record({"n": 1, "at": ROWS[0]["at"], "nested": counted})
+
+        def generate_child_contexts(self, record, context):  # noqa: ARG002 - the SDK's hook
+            yield {}
+
+    class Counted(Numbers):
+        name = "counted"
+        parent_stream_type = Ledger
+
+        def get_records(self, context):  # noqa: ARG002 - the SDK's hook
+            for row in ROWS:
+                counted["rows"] += 1
+                yield dict(row)
+
+    make_tap(Ledger, Counted).sync_all()
+    [ledger] = [
+        m["record"] for m in messages(capsys) if m["type"] == "RECORD" and m["stream"] == "ledger"
+    ]
+    assert ledger["nested"] == {"rows": 3}, (
+        SDK + "Stream._sync_records now writes a record before it syncs the child streams on it "
+        "(sdk.parent_record: message_export_jobs' `rows` would miss its children's counts)"
+    )
+
+
 def test_children_run_once_every_batch_and_the_final_bookmark_are_out(capsys, tmp_path) -> None:
     seen: list[dict] = []
 

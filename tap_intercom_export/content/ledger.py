@@ -219,9 +219,7 @@ class MessageExportJobsStream(ExportWindowStream):
             for result in self.engine.run(windows, plan.jobs.reused, plan.jobs.stale.values()):
                 self.current = result
                 try:
-                    # The SDK syncs the children on this record before writing it, so `rows`
-                    # (filled by the children) is complete when the record is emitted.
-                    yield result.job_record()
+                    yield sdk.parent_record(result.job_record())
                 finally:
                     self.current = None
                 self.window_done(result.window)
