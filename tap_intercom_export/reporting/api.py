@@ -25,6 +25,8 @@ if t.TYPE_CHECKING:
     from tap_intercom_export.jobs.windows import Window
 
 DATASETS_PATH = "/export/reporting_data/get_datasets"
+#: The first API version with the reporting data export.
+SINCE_VERSION = "2.14"
 #: Status calls answered 404 that are taken for "not visible yet" right after an enqueue.
 NOT_FOUND_GRACE = 5
 

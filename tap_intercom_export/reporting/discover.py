@@ -19,7 +19,7 @@ from tap_intercom_export.errors import (
     IntercomAuthError,
     IntercomNotFoundError,
 )
-from tap_intercom_export.reporting.api import DATASETS_PATH, ReportingExportClient
+from tap_intercom_export.reporting.api import DATASETS_PATH, SINCE_VERSION, ReportingExportClient
 from tap_intercom_export.reporting.scheduler import PERMISSION_HINT, ReportingScheduler
 from tap_intercom_export.reporting.schemas import DatasetSpec
 from tap_intercom_export.reporting.streams import ReportingStream, stream_class
@@ -59,8 +59,10 @@ def _from_workspace(tap: Tap) -> list[DatasetSpec]:
         tap.logger.warning("No reporting_* streams: %s; %s.", exc, PERMISSION_HINT)
     except IntercomNotFoundError as exc:
         tap.logger.warning(
-            "No reporting_* streams: %s. The reporting data export needs intercom_version 2.14 or later.",
+            "No reporting_* streams: %s. The reporting data export needs intercom_version %s "
+            "or later.",
             exc,
+            SINCE_VERSION,
         )
     except (IntercomAPIError, RetriableAPIError, requests.exceptions.RequestException) as exc:
         # Discovery of reporting datasets must not take the other streams down with it.
