@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Install the tap with its test dependencies and the fake Intercom API (packages/fake-intercom, not
-# part of the tap) into .venv, Meltano into .venv-meltano (for the
-# `meltano run` end-to-end tests), and run the whole test suite. The PostgreSQL end-to-end test
-# starts its own server from the machine's PostgreSQL binaries (.ci/run installs them).
+# Install the tap with its development tools (the `dev` dependency group of pyproject.toml: pytest,
+# ruff, mypy) and the fake Intercom API (packages/fake-intercom, not part of the tap) into .venv,
+# Meltano into .venv-meltano (for the `meltano run` end-to-end tests), and run the whole suite. The PostgreSQL end-to-end test starts its own server from the
+# machine's PostgreSQL binaries (.ci/run installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+# pip 25.1 is the first to install PEP 735 dependency groups (--group).
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=25.1"
+.venv/bin/python -m pip install -q --disable-pip-version-check --group dev -e .
 # After the tap: an older tap installed a `fake-intercom` script that its reinstall removes.
 .venv/bin/python -m pip install -q --disable-pip-version-check -e packages/fake-intercom
 # shellcheck source=scripts/meltano-env.sh

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import ipaddress
+import itertools
 import time
 import typing as t
-from decimal import Decimal
+from functools import cached_property
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from singer_sdk.authenticators import BearerTokenAuthenticator
 from singer_sdk.streams import RESTStream
+from typing_extensions import override
 
+from tap_intercom_export import sdk
 from tap_intercom_export.errors import (
-    ConfigError,
     ExportJobActiveError,
     ExportJobFailedError,
     IntercomAPIError,
@@ -21,20 +22,14 @@ from tap_intercom_export.errors import (
     IntercomNotFoundError,
     IntercomRetriableError,
 )
+from tap_intercom_export.ratelimit import RateLimitHeaders
+from tap_intercom_export.settings import Settings
 from tap_intercom_export.timeutil import unix
 
 if t.TYPE_CHECKING:
     import requests
     from backoff.types import Details
-
-#: Days before now where a first sync starts when `start_date` is not set.
-DEFAULT_START_DAYS = 30
-
-API_HOSTS = {
-    "us": "https://api.intercom.io",
-    "eu": "https://api.eu.intercom.io",
-    "au": "https://api.au.intercom.io",
-}
+    from singer_sdk import Tap
 
 # Which token permission each API area needs, so a 401/403 can say what to grant.
 # https://developers.intercom.com/docs/build-an-integration/learn-more/authentication/oauth-scopes
@@ -50,87 +45,6 @@ _PERMISSIONS = (
 # The 429s that are not a rate limit but a lock: Intercom runs one message export job per
 # workspace, and up to 5 pending reporting export jobs.
 _ACTIVE_JOB_MARKERS = ("pending message data export", "pending reporting dataset export")
-
-MAX_RATE_LIMIT_WAIT = 60.0
-
-
-def is_loopback(host: str | None) -> bool:
-    """Tell whether a host name or address is this machine."""
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def resolve_api_url(config: t.Mapping[str, t.Any]) -> str:
-    """Return the API base URL from `api_url` or `region`, refusing unsafe URLs."""
-    region = str(config.get("region") or "us").lower()
-    if region not in API_HOSTS:
-        msg = f"Unknown region {region!r}: set region to one of {', '.join(API_HOSTS)}."
-        raise ConfigError(msg)
-    url = (config.get("api_url") or API_HOSTS[region]).rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url
-    if parts.scheme == "http" and is_loopback(parts.hostname):
-        return url
-    msg = (
-        f"api_url {url!r} is not allowed: use an https:// URL "
-        "(http:// only for loopback hosts such as a local test server)."
-    )
-    raise ConfigError(msg)
-
-
-def _is_number(value: object) -> bool:
-    # The SDK reads JSON numbers from config files as Decimal.
-    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
-
-
-def config_time(config: t.Mapping[str, t.Any], key: str) -> int | None:
-    """A date-time setting as unix seconds, with an error that names the setting."""
-    value = config.get(key)
-    if value in (None, ""):
-        return None
-    try:
-        return unix(value)
-    except (AttributeError, TypeError, ValueError) as exc:
-        msg = (
-            f"Setting {key}={value!r} is not a date-time: use RFC 3339, e.g. 2024-01-31T00:00:00Z."
-        )
-        raise ConfigError(msg) from exc
-
-
-def check_config(config: t.Mapping[str, t.Any]) -> None:
-    """Refuse settings that cannot work, with one line that names the setting to fix."""
-    resolve_api_url(config)
-    for key in ("export_window_days", "export_poll_interval_seconds", "export_timeout_seconds",
-                "export_row_limit", "max_concurrent_requests"):  # fmt: skip
-        value = config.get(key)
-        if value is not None and not (_is_number(value) and float(value) > 0):
-            msg = f"Setting {key}={value!r} must be a number greater than zero."
-            raise ConfigError(msg)
-    for key, unit in (
-        ("export_lookback_days", "days"),
-        ("export_lookback_interval_hours", "hours"),
-    ):
-        value = config.get(key)
-        if value is not None and not (_is_number(value) and float(value) >= 0):
-            msg = f"Setting {key}={value!r} must be a number of {unit}, 0 or more."
-            raise ConfigError(msg)
-    ahead = config.get("export_jobs_ahead")
-    if ahead is not None and not (_is_number(ahead) and float(ahead) in (0, 1)):
-        msg = (
-            f"Setting export_jobs_ahead={ahead!r} must be 0 (one job after another) or 1 (overlap)."
-        )
-        raise ConfigError(msg)
-    start, end = config_time(config, "start_date"), config_time(config, "end_date")
-    if start is not None and end is not None and start >= end:
-        msg = "Setting start_date must be before end_date."
-        raise ConfigError(msg)
 
 
 def intercom_error_detail(response: requests.Response) -> tuple[str, str | None]:
@@ -167,23 +81,6 @@ def _is_failed_job(response: requests.Response) -> bool:
     )
 
 
-def rate_limit_wait(headers: t.Mapping[str, str], now: float) -> float | None:
-    """Seconds until Intercom's rate-limit window resets, from `X-RateLimit-Reset`/`Retry-After`."""
-    reset = headers.get("X-RateLimit-Reset")
-    if reset:
-        try:
-            return min(max(float(reset) - now, 0.0) + 0.1, MAX_RATE_LIMIT_WAIT)
-        except ValueError:
-            pass
-    retry_after = headers.get("Retry-After")
-    if retry_after:
-        try:
-            return min(max(float(retry_after), 0.0), MAX_RATE_LIMIT_WAIT)
-        except ValueError:
-            pass
-    return None
-
-
 class IntercomStream(RESTStream):
     """Base stream for Intercom's REST API."""
 
@@ -194,6 +91,16 @@ class IntercomStream(RESTStream):
     #: The clock used to read rate-limit reset times; tests replace it.
     clock: t.Callable[[], float] = staticmethod(time.time)
 
+    def __init__(self, tap: Tap, *args: t.Any, **kwargs: t.Any) -> None:
+        """Keep the tap: streams of one run read each other through it."""
+        super().__init__(tap, *args, **kwargs)
+        self.tap = tap
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The tap's settings, read and checked (settings.py)."""
+        return Settings.from_config(self.config)
+
     def saved_bookmark(self) -> int | None:
         """Unix seconds of this stream's bookmark in state (None: no bookmark, or another key's)."""
         state = self.stream_state
@@ -203,24 +110,30 @@ class IntercomStream(RESTStream):
         return None
 
     @property
+    @override
     def url_base(self) -> str:
         """The API root of the configured region (or `api_url`)."""
-        return resolve_api_url(self.config)
+        return self.settings.api_url
 
     @property
+    @override
     def authenticator(self) -> BearerTokenAuthenticator:
         """Bearer-token auth with the configured access token."""
-        return BearerTokenAuthenticator(token=self.config["access_token"])
+        return BearerTokenAuthenticator(token=self.settings.access_token)
 
     @property
+    @override
     def http_headers(self) -> dict[str, str]:
         """Pin the API version so responses keep the shape the schemas expect."""
-        return {
-            "Intercom-Version": str(self.config.get("intercom_version") or "2.14"),
-            "Accept": "application/json",
-            "User-Agent": f"tap-intercom-export/{self._tap.plugin_version}",
-        }
+        return {"Intercom-Version": self.settings.intercom_version, "Accept": "application/json"}
 
+    @cached_property
+    @override
+    def user_agent(self) -> str:
+        """`tap-intercom-export/<version>`: Intercom's logs tell this tap's requests apart."""
+        return f"{self.tap_name}/{type(self.tap).plugin_version}"
+
+    @override
     def validate_response(self, response: requests.Response) -> None:
         """Map Intercom's statuses to retriable or fatal errors with a readable message."""
         status = response.status_code
@@ -241,7 +154,7 @@ class IntercomStream(RESTStream):
             # help. Any other 504 is a gateway timeout, retried below like every 5xx.
             raise ExportJobFailedError(message, status, code)
         if status == HTTPStatus.TOO_MANY_REQUESTS:
-            wait = rate_limit_wait(response.headers, self.clock())
+            wait = RateLimitHeaders.read(response.headers).wait(self.clock())
             raise IntercomRetriableError(message, response, wait_seconds=wait)
         if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == HTTPStatus.REQUEST_TIMEOUT:
             raise IntercomRetriableError(message, response)
@@ -258,25 +171,30 @@ class IntercomStream(RESTStream):
             raise IntercomNotFoundError(message, status, code)
         raise IntercomAPIError(message, status, code)
 
+    @override
     def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
         """Wait what a 429 asks for (until the rate-limit reset), else back off exponentially."""
-        attempt = 0
-        exc = yield  # type: ignore[misc]
-        while True:
-            wait = getattr(exc, "wait_seconds", None)
-            if wait is None:
-                wait = min(2.0**attempt, self.max_backoff_seconds)
-                attempt += 1
-            exc = yield wait
+        exponent = itertools.count()
 
+        def wait(exc: Exception) -> float:
+            seconds = getattr(exc, "wait_seconds", None)
+            if seconds is None:
+                return min(2.0 ** next(exponent), self.max_backoff_seconds)
+            return float(seconds)
+
+        return self.backoff_runtime(value=wait)
+
+    @override
     def backoff_jitter(self, value: float) -> float:
         """Never shorten a wait (a 429 reset is a floor); spread retries by up to 10 %."""
         return value * 1.1 if value > 1 else value
 
+    @override
     def backoff_max_tries(self) -> int:
         """How many times a request is tried before the error ends the sync."""
         return self.max_tries
 
+    @override
     def backoff_handler(self, details: Details) -> None:
         """Say what is being waited on, and for how long."""
         exc = details.get("exception")
@@ -292,13 +210,14 @@ class IntercomStream(RESTStream):
             reason,
         )
 
+    @override
     def response_error_message(self, response: requests.Response) -> str:
         """Never echo headers (or anything that could hold a credential) into errors."""
         return intercom_error_detail(response)[0]
 
     def send(self, request: requests.PreparedRequest) -> requests.Response:
         """Send one prepared request through the SDK's authenticator, session and retries."""
-        return self.request_decorator(self._request)(request, None)
+        return sdk.send(self, request)
 
     def prepare(
         self,

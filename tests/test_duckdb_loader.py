@@ -22,6 +22,9 @@ from tests.meltano_harness import Meltano, meltano_for, py_query
 if TYPE_CHECKING:
     from pathlib import Path
 
+# `meltano install` of the loader: minutes; .ci/run runs them on one Python only.
+pytestmark = pytest.mark.e2e
+
 ONE_ROW = [
     {"type": "SCHEMA", "stream": "s", "key_properties": ["id"],
      "schema": {"type": "object", "properties": {"id": {"type": "integer"},

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tap_intercom_export.events.ratelimit import FALLBACK_PAUSE, RESET_MARGIN, RateLimiter
+from tap_intercom_export.ratelimit import FALLBACK_PAUSE, RESET_MARGIN, RateLimiter
 
 T0 = 1_700_000_000.0
 

@@ -129,12 +129,6 @@ def test_full_read_every_n_days(events_fake, now, days, after, full) -> None:
     assert second.state["bookmarks"][SUMMARIES]["full_read_at"] == want_full_at
 
 
-def test_bad_full_refresh_days_names_the_setting(events_fake) -> None:
-    fake = events_fake(contacts=2)
-    with pytest.raises(Exception, match="event_summaries_full_refresh_days=-1 is invalid"):
-        run_tap(config(fake, event_summaries_full_refresh_days=-1), select=[SUMMARIES])
-
-
 def test_failed_incremental_run_keeps_the_bookmark(events_fake, now) -> None:
     fake = events_fake(contacts=30)
     first = run_tap(config(fake), select=[EVENTS, SUMMARIES])

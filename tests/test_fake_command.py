@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 
+# The installed `fake-intercom` command, as the demo runs it.
+pytestmark = pytest.mark.e2e
+
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_stopped_fake_removes_the_archives_it_built(tmp_path: Path, stop: signal.Signals) -> None:

@@ -40,6 +40,9 @@ if t.TYPE_CHECKING:
 
 # -- DuckDB -----------------------------------------------------------------------------------
 
+# `meltano run` into the loaders: minutes; .ci/run runs them on one Python only.
+pytestmark = pytest.mark.e2e
+
 DUCKDB_SUMMARY = """
 import duckdb, json, sys
 con = duckdb.connect(sys.argv[1], read_only=True)

@@ -34,6 +34,9 @@ if t.TYPE_CHECKING:
     from tests.meltano_harness import Meltano
     from tests.pg_server import Postgres
 
+# `meltano run` into PostgreSQL: minutes; .ci/run runs them on one Python only.
+pytestmark = pytest.mark.e2e
+
 PG_SUMMARY = """
 import json, sys, psycopg
 port, password, schema = sys.argv[1], sys.argv[2], sys.argv[3]

@@ -170,7 +170,7 @@ def test_someone_elses_pending_job_only_skips_the_ahead_create(
     other = FakeJob("someone-else", 0, 10, ["pending"])
     from tap_intercom_export.content import streams
 
-    remember = streams.MessageExportJobsStream._remember_job
+    remember = streams.MessageExportJobsStream.remember_job
 
     def someone_else_starts_a_job(self, window, job) -> None:
         # Another export starts while our job 1 is polled: the job for window 2 cannot be
@@ -184,7 +184,7 @@ def test_someone_elses_pending_job_only_skips_the_ahead_create(
         if len(clock.sleeps) > 6:
             other.status = "completed"
 
-    monkeypatch.setattr(streams.MessageExportJobsStream, "_remember_job", someone_else_starts_a_job)
+    monkeypatch.setattr(streams.MessageExportJobsStream, "remember_job", someone_else_starts_a_job)
     monkeypatch.setattr(
         streams.MessageExportJobsStream, "sleep", staticmethod(sleep_and_finish_other)
     )
@@ -239,8 +239,8 @@ def test_bench_overlap_smoke_run() -> None:
 
 @pytest.mark.parametrize("value", [2, -1, "1"])
 def test_export_jobs_ahead_other_than_0_or_1_is_refused(value) -> None:
-    from tap_intercom_export.client import check_config
     from tap_intercom_export.errors import ConfigError
+    from tap_intercom_export.settings import check_config
 
     with pytest.raises(ConfigError, match="export_jobs_ahead"):
         check_config({"access_token": "x", "export_jobs_ahead": value})
@@ -252,7 +252,7 @@ def test_a_failed_create_ahead_is_retried_in_turn(make_fake, clock, monkeypatch)
     from tap_intercom_export.content import streams
 
     fake = make_fake()
-    remember = streams.MessageExportJobsStream._remember_job
+    remember = streams.MessageExportJobsStream.remember_job
 
     def refuse_the_next_create(self, window, job) -> None:
         if job.job_id == "job0001":
@@ -261,7 +261,7 @@ def test_a_failed_create_ahead_is_retried_in_turn(make_fake, clock, monkeypatch)
             )
         remember(self, window, job)
 
-    monkeypatch.setattr(streams.MessageExportJobsStream, "_remember_job", refuse_the_next_create)
+    monkeypatch.setattr(streams.MessageExportJobsStream, "remember_job", refuse_the_next_create)
     run = run_tap(export_config(fake, end_date="2023-11-08T00:00:00Z"))
     assert [j["job_identifier"] for j in run.records("message_export_jobs")] == [
         "job0001",

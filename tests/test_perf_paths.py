@@ -25,7 +25,7 @@ from tap_intercom_export.content.schemas import (
     to_datetime,
 )
 from tap_intercom_export.content.streams import MessageStatStream
-from tap_intercom_export.writer import BufferedMsgSpecWriter
+from tap_intercom_export.sdk import BufferedMsgSpecWriter
 from tests.conftest import export_config, run_tap, selection_catalog
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,6 +14,7 @@ import json
 import re
 from typing import TYPE_CHECKING
 
+import pytest
 import yaml
 from fake_intercom import build
 
@@ -83,6 +84,7 @@ JSONL = {"name": "target-jsonl", "namespace": "target_jsonl", "pip_url": "target
                                                     {"name": "do_timestamp_file", "kind": "boolean"}]}  # fmt: skip
 
 
+@pytest.mark.e2e
 def test_meltano_add_from_ref_in_a_new_project_lists_every_setting_and_runs(tmp_path: Path) -> None:
     meltano = meltano_for(tmp_path, project=tmp_path)
     del meltano.env["MELTANO_PROJECT_ROOT"]  # a new project, found from the working directory

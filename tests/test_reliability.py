@@ -16,8 +16,8 @@ import pytest
 from fake_intercom.core import error_body, real_sleep
 from fake_intercom.exports import FakeJob
 
-from tap_intercom_export.client import check_config
 from tap_intercom_export.errors import ArchiveError, ConfigError, ExportError
+from tap_intercom_export.settings import check_config
 from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, export_config, run_tap
 
@@ -296,7 +296,10 @@ def test_wrong_token_names_the_token(make_fake, tmp_path) -> None:
         ({"api_url": "http://api.example.com"}, "http:// only for loopback"),
         ({"api_url": "ftp://127.0.0.1"}, "use an https:// URL"),
         ({"region": "mars"}, "Unknown region 'mars'"),
-        ({"export_window_days": 0}, "export_window_days=0 must be a number greater than zero"),
+        (
+            {"export_window_days": 0},
+            "export_window_days=0 must be a whole number of days, 1 or more",
+        ),
         (
             {"start_date": "2024-02-01T00:00:00Z", "end_date": "2024-01-01T00:00:00Z"},
             "start_date must be before end_date",

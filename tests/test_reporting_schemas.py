@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tap_intercom_export.jobs.windows import Window
+from tap_intercom_export.jobs.windows import Window, plan_around, plan_windows
 from tap_intercom_export.reporting.api import qualified_ids
-from tap_intercom_export.reporting.scheduler import chain_windows
 from tap_intercom_export.reporting.schemas import ROW_KEY, DatasetSpec, RowMapper
 
 DATASET = {
@@ -63,11 +62,11 @@ def test_dataset_without_row_identifier_gets_a_row_key() -> None:
                                  "attributes": [{"id": "conversation_id"}, {"id": "t"}]})  # fmt: skip
     assert spec.key == (ROW_KEY,)
     mapper = RowMapper(spec, ["conversation_id", "t"], spec.attributes)
-    one, two, other = (mapper.record(r, {}) for r in (["1", "x"], ["1", "x"], ["2", "x"]))
+    one, two, other = (mapper.type_row(r, {}) for r in (["1", "x"], ["1", "x"], ["2", "x"]))
     assert one[ROW_KEY] != two[ROW_KEY] != other[ROW_KEY]
     again = RowMapper(spec, ["conversation_id", "t"], spec.attributes)
     assert (
-        again.record(["1", "x"], {})[ROW_KEY] == one[ROW_KEY]
+        again.type_row(["1", "x"], {})[ROW_KEY] == one[ROW_KEY]
     )  # deterministic: a re-export upserts
 
 
@@ -91,7 +90,7 @@ def test_columns_matched_one_by_one_duplicates_kept_apart() -> None:
         "surprise",
     ]
     mapper = RowMapper(spec, header, spec.attributes)
-    record = mapper.record(
+    record = mapper.type_row(
         ["7", "2024-01-02 03:04:05", "n/a", "people's", "conversation's", "a", "b"],
         {"export_job_id": "j"},
     )
@@ -99,24 +98,26 @@ def test_columns_matched_one_by_one_duplicates_kept_apart() -> None:
     assert record["conversation_started_at"] == "2024-01-02T03:04:05"
     assert record["time_to_close"] is None
     assert record["extra_columns"] == {"time_to_close": "n/a", "surprise": "a", "surprise#2": "b"}
-    assert mapper.unmatched == ["surprise", "surprise#2"] and mapper.unfit == {"time_to_close": 1}
-    short = mapper.record(["8"], {})
-    assert short["conversation_id"] == "8" and short["Brand"] is None and mapper.ragged == 1
+    assert mapper.unknown == ["surprise", "surprise#2"] and mapper.bad_values == {
+        "time_to_close": 1
+    }
+    short = mapper.type_row(["8"], {})
+    assert short["conversation_id"] == "8" and short["Brand"] is None and mapper.ragged_rows == 1
 
 
 def test_values_are_typed_without_loss() -> None:
     spec = DatasetSpec.from_api(DATASET)
     mapper = RowMapper(spec, ["conversation_started_at", "time_to_close"], spec.attributes)
     assert (
-        mapper.record(["1700000000", "12"], {})["conversation_started_at"]
+        mapper.type_row(["1700000000", "12"], {})["conversation_started_at"]
         == "2023-11-14T22:13:20+00:00"
     )
-    assert mapper.record(["", "12.5"], {})["time_to_close"] == 12.5
+    assert mapper.type_row(["", "12.5"], {})["time_to_close"] == 12.5
     assert (
-        mapper.record(["2024-01-02T03:04:05Z", "1e3"], {})["conversation_started_at"]
+        mapper.type_row(["2024-01-02T03:04:05Z", "1e3"], {})["conversation_started_at"]
         == "2024-01-02T03:04:05+00:00"
     )
-    odd = mapper.record(["yesterday", ""], {})
+    odd = mapper.type_row(["yesterday", ""], {})
     assert odd["conversation_started_at"] is None and odd["extra_columns"] == {
         "conversation_started_at": "yesterday"
     }
@@ -126,6 +127,13 @@ def test_qualified_ids_from_216() -> None:
     assert [qualified_ids(v) for v in ("2.14", "2.15", "2.16", "2.17", "Preview", "3.0")] == [
         False, False, True, True, True, True,
     ]  # fmt: skip
+
+
+def chain_windows(start: int, end: int, seconds: int, in_flight: list[Window]) -> list[Window]:
+    """The reporting streams' plan: 7-day windows around jobs in flight (5 may be pending)."""
+    jobs = {w: f"job-{n}" for n, w in enumerate(in_flight)}
+    fill = lambda a, b: plan_windows(a, b, seconds)  # noqa: E731
+    return plan_around(start, end, jobs, fill, after_gap=True).windows
 
 
 def test_windows_keep_in_flight_bounds() -> None:

@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import pytest
 
-from tap_intercom_export.jobs.windows import Window, plan_windows
+from tap_intercom_export.jobs.windows import Window, plan_around, plan_windows
 from tap_intercom_export.timeutil import iso, unix
 
 DAY = 86400
@@ -44,3 +44,66 @@ def test_iso_and_unix_round_trip() -> None:
     assert unix("2023-11-14T00:00:00Z") == 1_699_920_000
     assert unix("2023-11-14T01:00:00+01:00") == 1_699_920_000
     assert unix("2023-11-14T00:00:00") == 1_699_920_000
+
+
+# -- planning around jobs in flight (jobs/windows.py plan_around) -------------------------------
+
+
+def week(start: int, end: int) -> list[Window]:
+    return plan_windows(start, end, 7 * DAY)
+
+
+def test_no_job_in_flight_is_the_plain_plan() -> None:
+    plan = plan_around(0, 20 * DAY, {}, week, after_gap=False)
+    assert plan.windows == [
+        Window(0, 7 * DAY),
+        Window(7 * DAY, 14 * DAY),
+        Window(14 * DAY, 20 * DAY),
+    ]
+    assert plan.reused == {} and plan.stale == {}
+
+
+def test_jobs_that_continue_the_plan_are_reused_with_their_bounds() -> None:
+    # A killed run left [0, 3d) polled and [3d, 9d) created ahead (other settings then).
+    jobs = {Window(0, 3 * DAY): "a", Window(3 * DAY, 9 * DAY): "b"}
+    plan = plan_around(0, 20 * DAY, jobs, week, after_gap=False)
+    assert plan.windows == [Window(0, 3 * DAY), Window(3 * DAY, 9 * DAY), Window(9 * DAY, 16 * DAY),
+                            Window(16 * DAY, 20 * DAY)]  # fmt: skip
+    assert plan.reused == jobs and plan.stale == {}
+
+
+def test_a_job_after_a_gap_is_reused_only_where_several_may_be_pending() -> None:
+    jobs = {Window(5 * DAY, 9 * DAY): "later"}
+    # Message export: one pending job per workspace, so a later one would block [0, 5d).
+    one = plan_around(0, 20 * DAY, jobs, week, after_gap=False)
+    assert one.windows == week(0, 20 * DAY) and one.reused == {} and one.stale == jobs
+    # Reporting: 5 may be pending; the gap before it is planned as usual.
+    five = plan_around(0, 20 * DAY, jobs, week, after_gap=True)
+    assert five.windows == [Window(0, 5 * DAY), Window(5 * DAY, 9 * DAY), Window(9 * DAY, 16 * DAY),
+                            Window(16 * DAY, 20 * DAY)]  # fmt: skip
+    assert five.reused == jobs and five.stale == {}
+
+
+@pytest.mark.parametrize("after_gap", [False, True])
+def test_jobs_outside_the_plan_or_overlapping_a_kept_one_are_stale(after_gap) -> None:
+    jobs = {
+        Window(-7 * DAY, 0): "before",  # already emitted
+        Window(0, 7 * DAY): "kept",
+        Window(DAY, 8 * DAY): "overlaps",  # starts inside the kept one
+        Window(14 * DAY, 21 * DAY): "past the end",
+    }
+    plan = plan_around(0, 20 * DAY, jobs, week, after_gap=after_gap)
+    assert plan.reused == {Window(0, 7 * DAY): "kept"}
+    assert sorted(plan.stale.values()) == ["before", "overlaps", "past the end"]
+    assert plan.windows == week(0, 20 * DAY)
+
+
+def test_a_job_ending_exactly_at_the_end_is_reused() -> None:
+    jobs = {Window(0, 20 * DAY): "whole"}
+    plan = plan_around(0, 20 * DAY, jobs, week, after_gap=False)
+    assert plan.windows == [Window(0, 20 * DAY)] and plan.reused == jobs
+
+
+def test_nothing_to_plan_leaves_every_job_stale() -> None:
+    plan = plan_around(5 * DAY, 5 * DAY, {Window(5 * DAY, 6 * DAY): "j"}, week, after_gap=True)
+    assert plan.windows == [] and list(plan.stale.values()) == ["j"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import typing as t
 
+from typing_extensions import override
+
 from tap_intercom_export.content.kinds import ContentNamer
 from tap_intercom_export.content.schemas import FILE_KINDS
 from tap_intercom_export.jobs.api import ExportClient, Job, SplitWindow
@@ -27,13 +29,14 @@ class ContentExportClient(ExportClient):
     cancel_path = "/export/cancel/{job_id}"
     download_path = "/download/content/data/{job_id}"
 
-    def __init__(self, stream: IntercomStream, row_limit: int = 10_000_000) -> None:
-        """Speak through `stream`; `row_limit` is Intercom's cap on the rows of one job."""
+    def __init__(self, stream: IntercomStream) -> None:
+        """Speak through `stream`, with Intercom's cap on the rows of one job from its settings."""
         super().__init__(stream)
-        self.row_limit = row_limit
+        self.row_limit = stream.settings.export_row_limit
         #: Unknown file kinds already named in a warning (once per kind and run).
         self.reported_kinds: set[str] = set()
 
+    @override
     def create_body(self, window: Window) -> dict[str, t.Any]:
         """Intercom's bounds are inclusive unix seconds on the messages' creation time."""
         return {
@@ -41,11 +44,13 @@ class ContentExportClient(ExportClient):
             "created_at_before": window.created_at_before,
         }
 
+    @override
     def open_archive(self, path: Path) -> Archive:
         """Name members by the message statistic they hold (`opens_...csv` -> `open`)."""
         return Archive.open(path, ContentNamer())
 
-    def inspect(self, job: Job, window: Window, archive: Archive) -> None:  # noqa: ARG002
+    @override
+    def inspect(self, job: Job, window: Window, archive: Archive) -> None:
         """Name each new unknown file kind once; split a window whose receipts reach the row cap."""
         for member in archive.members:
             if member.kind not in FILE_KINDS and member.kind not in self.reported_kinds:

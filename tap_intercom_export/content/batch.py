@@ -17,14 +17,11 @@ import typing as t
 import uuid
 
 import msgspec.json
-from singer_sdk.contrib.msgspec import enc_hook
-from singer_sdk.helpers._catalog import pop_deselected_record_properties
-from singer_sdk.mapper import SameRecordTransform
 
+from tap_intercom_export import sdk
 from tap_intercom_export.errors import ConfigError
 
 if t.TYPE_CHECKING:
-    from singer_sdk.helpers._batch import BatchConfig
     from singer_sdk.streams import Stream
 
 #: Rows encoded per write: large enough to amortise the call, small enough to stay flat.
@@ -35,7 +32,7 @@ _CHUNK = 2000
 _GZIP_LEVEL = 1
 
 
-def check_batch_config(config: BatchConfig) -> None:
+def check_batch_config(config: sdk.BatchConfig) -> None:
     """Refuse encodings this tap does not write, with the setting to change."""
     if config.encoding.format != "jsonl":
         msg = (
@@ -54,7 +51,7 @@ def check_batch_config(config: BatchConfig) -> None:
 class BatchFileWriter:
     """Writes one stream's rows into batch files of at most `batch_size` rows each."""
 
-    def __init__(self, config: BatchConfig, tap_name: str, stream_name: str) -> None:
+    def __init__(self, config: sdk.BatchConfig, tap_name: str, stream_name: str) -> None:
         """Name files like the SDK does: `<prefix><tap>--<stream>-<uuid>-<n>.json[.gz]`."""
         check_batch_config(config)
         self.config = config
@@ -62,7 +59,8 @@ class BatchFileWriter:
         self.size = max(int(config.batch_size or 1), 1)
         self.sync_id = f"{tap_name}--{stream_name}-{uuid.uuid4()}"
         self.files = 0
-        self.encoder = msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number")
+        # Rows are JSON-ready (text, numbers, null, objects of text): no hook for other types.
+        self.encoder = msgspec.json.Encoder()
 
     def write(self, rows: t.Iterable[dict[str, t.Any]]) -> t.Iterator[tuple[str, int]]:
         """Write `rows` into as many files as they need; yield (URL, rows) as each is closed."""
@@ -105,16 +103,12 @@ def selected_only(
     """
     # The SDK writes a batch's manifest once per stream map without applying it to the files,
     # so a map that changes rows (e.g. hashes e-mails) would silently not happen.
-    if any(not isinstance(m, SameRecordTransform) for m in stream.stream_maps):
+    if sdk.maps_change_records(stream):
         msg = (
             f"Stream maps that change {stream.name} cannot be applied to BATCH files: "
             "remove batch_config or the stream map of this stream."
         )
         raise ConfigError(msg)
     for record in rows:
-        if deselected is None:
-            pop_deselected_record_properties(record, stream.schema, stream.mask)
-        else:
-            for name in deselected:
-                record.pop(name, None)
+        sdk.drop_deselected(record, stream, deselected)
         yield record

@@ -12,23 +12,42 @@ import contextlib
 import signal
 import threading
 import typing as t
+from dataclasses import dataclass
 
 from singer_sdk import typing as th
+from typing_extensions import override
 
-from tap_intercom_export.client import DEFAULT_START_DAYS, config_time
+from tap_intercom_export import sdk
 from tap_intercom_export.content.api import ContentExportClient
 from tap_intercom_export.content.base import ExportWindowStream
 from tap_intercom_export.content.lookback import LAST_LOOKBACK, Lookback, describe
 from tap_intercom_export.content.schemas import FILE_KINDS
-from tap_intercom_export.jobs.engine import ExportRunner
-from tap_intercom_export.jobs.inflight import OpenJobs
 from tap_intercom_export.jobs.model import ExportSettings, WindowExport
-from tap_intercom_export.jobs.windows import Window, plan_windows
+from tap_intercom_export.jobs.windows import JobPlan, plan_around, plan_windows
+from tap_intercom_export.timerange import TimeRange, plan_range
 from tap_intercom_export.timeutil import iso
 
 if t.TYPE_CHECKING:
-    from singer_sdk.helpers._batch import BatchConfig
     from singer_sdk.helpers.types import Context
+
+    from tap_intercom_export.jobs.engine import ExportRunner
+    from tap_intercom_export.jobs.windows import Window
+
+# Messages are exported once a whole second old: the current second may still get some.
+SETTLE_SECONDS = 1
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What one run of the message export does; `get_records` applies it."""
+
+    jobs: JobPlan
+    #: Per selected child stream: what it emits from (`start`) and already has (`covered`).
+    ranges: dict[str, TimeRange]
+    #: When this run's lookback began (recorded once the run is done), if it runs one.
+    lookback_started: int | None
+    #: A log line naming what the lookback re-reads.
+    lookback_note: str | None
 
 
 class MessageExportJobsStream(ExportWindowStream):
@@ -80,13 +99,10 @@ class MessageExportJobsStream(ExportWindowStream):
         """Start with no window in progress."""
         super().__init__(*args, **kwargs)
         self.current: WindowExport | None = None
-        self.runner: ExportRunner | None = None
-        #: When this run's lookback began, to be recorded in state once the run is done.
-        self.lookback_started: int | None = None
-        #: Jobs created and not yet fully emitted (mirrored into the state).
-        self.open_jobs = OpenJobs()
+        self.engine: ExportRunner | None = None
 
-    def get_batch_config(self, config: t.Mapping[str, t.Any]) -> BatchConfig | None:  # noqa: ARG002
+    @override
+    def get_batch_config(self, config: t.Mapping[str, t.Any]) -> sdk.BatchConfig | None:
         """The job ledger stays RECORD even with batch_config.
 
         One small record per window, written right after the window's files, so a kill never
@@ -96,73 +112,72 @@ class MessageExportJobsStream(ExportWindowStream):
 
     def export_settings(self) -> ExportSettings:
         """The export knobs from the tap's settings."""
-        cfg = self.config
+        settings = self.settings
         return ExportSettings(
-            window_seconds=int(float(cfg.get("export_window_days", 7)) * 86400),
-            poll_interval=float(cfg.get("export_poll_interval_seconds", 30)),
-            timeout=float(cfg.get("export_timeout_seconds", 43200)),
-            row_limit=int(cfg.get("export_row_limit", 10_000_000)),
-            # Intercom allows one pending message export job per workspace: one job ahead.
-            jobs_ahead=min(int(cfg.get("export_jobs_ahead", 1)), 1),
+            window_seconds=settings.export_window_days * 86400,
+            poll_interval=settings.export_poll_interval_seconds,
+            timeout=settings.export_timeout_seconds,
+            jobs_ahead=settings.export_jobs_ahead,
         )
 
-    def plan(self, children: list[ExportWindowStream]) -> list[Window]:
-        """Windows from the oldest selected stream's bookmark (less the lookback, when due) to now."""
+    def plan(self, children: list[ExportWindowStream]) -> ExportPlan:
+        """Windows from the oldest selected stream's bookmark (less the lookback, when due) to now.
+
+        In-flight jobs of earlier runs are reused when their window starts the plan (jobs/
+        windows.py `plan_around`: Intercom allows one pending message export job).
+        """
         now = int(self.wall_clock())
-        start_date = config_time(self.config, "start_date")
-        default = start_date or now - DEFAULT_START_DAYS * 86400
-        end = min(config_time(self.config, "end_date") or now, now)
+        settings = self.settings
         saved = {child.name: child.saved_bookmark() for child in children}
         # Engagement (opens, clicks, ...) of a message keeps arriving after it was sent: a due
         # lookback re-exports the last `export_lookback_days` in one job reaching the run's end
         # (see lookback.py for why one job, and why not on every run).
-        lookback = Lookback.from_config(self.config)
+        lookback = Lookback.from_settings(settings)
         due = lookback.is_due(
             self.stream_state, now, has_bookmarks=any(v is not None for v in saved.values())
         )
-        self.lookback_started = now if due or LAST_LOOKBACK not in self.stream_state else None
-        back = lookback.seconds if due else 0
-        for child in children:
-            bookmark = saved[child.name]
-            child.high_water = bookmark or default
-            child.export_from = (
-                default if bookmark is None else max(bookmark - back, start_date or 0)
+        ranges = {
+            name: plan_range(
+                now=now,
+                start_date=settings.start_date,
+                end_date=settings.end_date,
+                resume=bookmark,
+                lookback=lookback.seconds if due else 0,
+                settle=SETTLE_SECONDS,
             )
-        self.high_water = max(self.saved_bookmark() or 0, min(c.high_water for c in children))
-        start = min(child.export_from for child in children)
+            for name, bookmark in saved.items()
+        }
+        start = min(r.start for r in ranges.values())
+        end = next(iter(ranges.values())).end
         window_seconds = self.export_settings().window_seconds
-        if not due:
-            return plan_windows(start, end, window_seconds)
-        windows = lookback.windows(start, end, window_seconds)
-        if windows:
-            bookmark = min(v for v in saved.values() if v is not None)
-            self.logger.info(describe(windows, bookmark, end))
-        return windows
 
-    def _remember_lookback(self) -> None:
+        def windows(a: int, b: int) -> list[Window]:
+            return (
+                lookback.windows(a, b, window_seconds)
+                if due
+                else plan_windows(a, b, window_seconds)
+            )
+
+        jobs = plan_around(start, end, self.open_jobs().jobs, windows, after_gap=False)
+        note = None
+        if due and jobs.windows:
+            note = describe(jobs.windows, min(v for v in saved.values() if v is not None), end)
+        return ExportPlan(
+            jobs=jobs,
+            ranges=ranges,
+            lookback_started=now if due or LAST_LOOKBACK not in self.stream_state else None,
+            lookback_note=note,
+        )
+
+    def _remember_lookback(self, started: int | None) -> None:
         # Written once every window of the run is done: a run that dies mid-lookback leaves
         # the lookback due, so the next run does it again.
-        if self.lookback_started is None:
-            return
-        self.stream_state[LAST_LOOKBACK] = iso(self.lookback_started)
-        self.lookback_started = None
-        self.write_state_now()
+        if started is not None:
+            sdk.put_state(self, LAST_LOOKBACK, iso(started))
+            sdk.write_state_now(self)
 
-    def _remember_job(self, window: Window, job: t.Any) -> None:
-        # Written before polling starts so that a run killed while waiting resumes this job
-        # (Intercom would answer a new create with 429 while it is pending).
-        self.open_jobs.created(window, job.job_id)
-        self.open_jobs.write(self.stream_state)
-        self.write_state_now()
-
-    def _commit(self, window: Window) -> None:
-        # A job created ahead for a later window stays open: only this window is done.
-        self.open_jobs.done(window)
-        self.advance_bookmark(window.end)
-        self.open_jobs.write(self.stream_state)
-        self.write_state_now()
-
-    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:  # noqa: ARG002 - SDK hook
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Export each planned window and hand its archive to the selected children."""
         children = [
             c for c in self.child_streams if isinstance(c, ExportWindowStream) and c.selected
@@ -170,11 +185,26 @@ class MessageExportJobsStream(ExportWindowStream):
         if not children:
             self.logger.info("No message_* stream is selected: no export job is created.")
             return
-        windows = self.plan(children)
+        plan = self.plan(children)
+        for child in children:
+            child.export_from = plan.ranges[child.name].start
+            child.high_water = plan.ranges[child.name].covered
+        self.high_water = max(self.saved_bookmark() or 0, min(c.high_water for c in children))
+        windows = plan.jobs.windows
         if not windows:
             self.logger.info("Every selected message_* stream is up to date: nothing to export.")
-            self._remember_lookback()
+            self._remember_lookback(plan.lookback_started)
             return
+        if plan.lookback_note:
+            self.logger.info(plan.lookback_note)
+        for window, job_id in plan.jobs.stale.items():
+            self.logger.info(
+                "Ignoring in-flight export job %s from state: its window %s is not the next one "
+                "to export (%s).",
+                job_id,
+                window,
+                windows[0],
+            )
         self.logger.info(
             "Exporting %d window(s) from %s to %s for %s.",
             len(windows),
@@ -182,34 +212,24 @@ class MessageExportJobsStream(ExportWindowStream):
             iso(windows[-1].end),
             ", ".join(c.name for c in children),
         )
-        settings = self.export_settings()
-        self.runner = ExportRunner(
-            ContentExportClient(self, settings.row_limit),
-            settings,
-            logger=self.logger,
-            on_job_created=self._remember_job,
-            clock=self.monotonic,
-            wall=self.wall_clock,
-            sleep=self.sleep,
+        self.engine = self.runner(
+            ContentExportClient(self), self.export_settings(), self.remember_job
         )
-        self.open_jobs = OpenJobs.from_state(self.stream_state, self.logger)
         with self._cancel_job_on_ctrl_c():
-            for result in self.runner.run(windows, self.open_jobs.first(), self.open_jobs.ahead()):
+            for result in self.engine.run(windows, plan.jobs.reused, plan.jobs.stale.values()):
                 self.current = result
                 try:
-                    # The SDK syncs the children on this record before writing it, so `rows`
-                    # (filled by the children) is complete when the record is emitted.
-                    yield result.job_record()
+                    yield sdk.parent_record(result.job_record())
                 finally:
                     self.current = None
-                self._commit(result.window)
+                self.window_done(result.window)
                 self.logger.info(
                     "Window %s done: job %s, %s.",
                     result.window,
                     result.job.job_id,
                     ", ".join(f"{k} {v} rows" for k, v in result.rows.items()) or "no rows",
                 )
-        self._remember_lookback()
+        self._remember_lookback(plan.lookback_started)
 
     @contextlib.contextmanager
     def _cancel_job_on_ctrl_c(self) -> t.Iterator[None]:
@@ -232,16 +252,17 @@ class MessageExportJobsStream(ExportWindowStream):
         try:
             yield
         except BaseException:
-            if interrupted and self.runner is not None:
-                self.runner.cancel_current()
+            if interrupted and self.engine is not None:
+                self.engine.cancel_current()
             raise
         finally:
             signal.signal(signal.SIGINT, previous)
 
+    @override
     def generate_child_contexts(
         self,
-        record: dict[str, t.Any],  # noqa: ARG002 - SDK hook
-        context: Context | None,  # noqa: ARG002 - SDK hook
+        record: dict[str, t.Any],
+        context: Context | None,
     ) -> t.Iterable[dict[str, t.Any]]:
         """Children read the current window from this stream, so their context stays empty.
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from tap_intercom_export.jobs.windows import Window, plan_windows
 from tap_intercom_export.timeutil import iso, unix
 
+if t.TYPE_CHECKING:
+    from tap_intercom_export.settings import Settings
+
 #: Key under the `message_export_jobs` state: when the last lookback re-export began (RFC 3339).
 LAST_LOOKBACK = "last_lookback_at"
-
-DEFAULT_DAYS = 7
-DEFAULT_INTERVAL_HOURS = 24
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,11 @@ class Lookback:
     interval_seconds: int
 
     @classmethod
-    def from_config(cls, config: t.Mapping[str, t.Any]) -> Lookback:
-        """Read `export_lookback_days` and `export_lookback_interval_hours`."""
-        days = config.get("export_lookback_days")
-        hours = config.get("export_lookback_interval_hours")
+    def from_settings(cls, settings: Settings) -> Lookback:
+        """From `export_lookback_days` and `export_lookback_interval_hours`."""
         return cls(
-            seconds=int(float(DEFAULT_DAYS if days is None else days) * 86400),
-            interval_seconds=int(float(DEFAULT_INTERVAL_HOURS if hours is None else hours) * 3600),
+            seconds=int(settings.export_lookback_days * 86400),
+            interval_seconds=int(settings.export_lookback_interval_hours * 3600),
         )
 
     def is_due(self, state: t.Mapping[str, t.Any], now: int, *, has_bookmarks: bool) -> bool:

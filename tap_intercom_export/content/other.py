@@ -11,17 +11,14 @@ import hashlib
 import json
 import typing as t
 
+from typing_extensions import override
+
 from tap_intercom_export.content.schemas import FILE_KINDS, LINEAGE_PROPERTIES
 from tap_intercom_export.content.streams import MessageStatStream
-from tap_intercom_export.jobs.archive import DecodeCounter, iter_csv
-from tap_intercom_export.timeutil import iso
 
 if t.TYPE_CHECKING:
-    from tap_intercom_export.jobs.archive import Archive, Member
+    from tap_intercom_export.jobs.archive import Member
     from tap_intercom_export.jobs.model import WindowExport
-
-#: Key of the `rows` object of `message_export_jobs` that counts this stream's records.
-ROWS_KEY = "other_statistics"
 
 _TEXT = {"type": ["string", "null"]}
 
@@ -65,55 +62,58 @@ def column_names(header: list[str]) -> list[str]:
     return names
 
 
+class OtherRows:
+    """One member's rows as records of `message_other_statistics`: every column kept as text."""
+
+    def __init__(self, member: Member, header: list[str]) -> None:
+        """Name the columns (unique, none empty) of this member's header."""
+        self.member = member
+        self.names = column_names(header)
+        self.width = len(self.names)
+        # Every column has a place (`data`) and every value stays text: nothing to report.
+        self.unknown: list[str] = []
+        self.ragged_rows = 0
+        self.bad_values: dict[str, int] = {}
+        self._previous, self._repeat = "", 0
+
+    def type_row(self, row: list[str], lineage: dict[str, t.Any]) -> dict[str, t.Any]:
+        """The record of one row, keyed by a hash of its kind and values."""
+        names, width = self.names, self.width
+        data: dict[str, str | None] = dict.fromkeys(names)
+        for i, value in enumerate(row):
+            data[names[i] if i < width else f"column_{i + 1}"] = value or None
+        digest = hashlib.sha256(
+            json.dumps([self.member.kind, data], sort_keys=True).encode()
+        ).hexdigest()[:32]
+        # An identical row right after another is a second occurrence, not a re-send: it gets
+        # its own key (stable as long as the file repeats it the same way).
+        self._repeat = self._repeat + 1 if digest == self._previous else 0
+        self._previous = digest
+        return {
+            "kind": self.member.kind,
+            "row_key": f"{digest}-{self._repeat + 1}" if self._repeat else digest,
+            "file": self.member.name,
+            "receipt_id": data.get("receipt_id"),
+            "data": data,
+            **lineage,
+        }
+
+
 class MessageOtherStatisticsStream(MessageStatStream):
     """Rows of the export's CSV files of a kind this tap has no typed stream for."""
 
     name = "message_other_statistics"
     primary_keys = ("kind", "row_key")
     schema = _schema()
+    rows_key = "other_statistics"
 
-    def _typed_rows(self, result: WindowExport) -> t.Iterator[dict[str, t.Any]]:
-        """Every row of the unknown kinds in the window, as records (RECORD and BATCH alike)."""
-        result.rows[ROWS_KEY] = 0
-        if result.archive is None:
-            return
-        window = result.window
-        lineage = {
-            "export_job_id": result.job.job_id,
-            "export_window_start": iso(window.start),
-            "export_window_end": iso(window.end),
-        }
-        for member in result.archive.members:
-            if member.kind not in FILE_KINDS:
-                for record in self._member_rows(result.archive, member):
-                    result.rows[ROWS_KEY] += 1
-                    yield {**record, **lineage}
+    @override
+    def members(self, result: WindowExport) -> list[Member]:
+        """Every member of a kind without a typed stream."""
+        members = result.archive.members if result.archive else []
+        return [m for m in members if m.kind not in FILE_KINDS]
 
-    def _member_rows(self, archive: Archive, member: Member) -> t.Iterator[dict[str, t.Any]]:
-        counter = DecodeCounter()
-        with archive.open_member(member) as raw:
-            header, rows = iter_csv(raw, counter)
-            names = column_names(header)
-            width = len(names)
-            previous, repeat = "", 0
-            for row in rows:
-                if not row:
-                    continue
-                data: dict[str, str | None] = dict.fromkeys(names)
-                for i, value in enumerate(row):
-                    data[names[i] if i < width else f"column_{i + 1}"] = value or None
-                digest = hashlib.sha256(
-                    json.dumps([member.kind, data], sort_keys=True).encode()
-                ).hexdigest()[:32]
-                # An identical row right after another is a second occurrence, not a re-send:
-                # it gets its own key (stable as long as the file repeats it the same way).
-                repeat = repeat + 1 if digest == previous else 0
-                previous = digest
-                yield {
-                    "kind": member.kind,
-                    "row_key": f"{digest}-{repeat + 1}" if repeat else digest,
-                    "file": member.name,
-                    "receipt_id": data.get("receipt_id"),
-                    "data": data,
-                }
-        counter.report(self.logger, member.name)
+    @override
+    def typer(self, member: Member, header: list[str]) -> OtherRows:
+        """Every column of the row under its header, in `data`."""
+        return OtherRows(member, header)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import json
-import sys
 import threading
 import time
 import typing as t
@@ -21,35 +20,30 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import HTTPStatus
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import quote
 
 import requests
+from typing_extensions import override
 
+from tap_intercom_export import sdk
 from tap_intercom_export.client import IntercomStream
 from tap_intercom_export.errors import (
-    ConfigError,
     IntercomAPIError,
     IntercomNotFoundError,
     IntercomRetriableError,
 )
+from tap_intercom_export.events.pages import CursorPaginator, pages
 from tap_intercom_export.events.progress import Progress
-from tap_intercom_export.events.ratelimit import RateLimiter
+from tap_intercom_export.ratelimit import RateLimiter
 from tap_intercom_export.timeutil import iso
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
 
-DAY = 86400
+    RequestFunc = t.Callable[[requests.PreparedRequest, Context | None], requests.Response]
+
 #: Intercom lists only events less than 90 days old; summaries still count older ones.
 LISTABLE_DAYS = 90
-DEFAULT_CONCURRENCY = 8
-DEFAULT_EVENTS_PER_PAGE = 50
-DEFAULT_SETTLE_SECONDS = 300
 #: Intercom's largest page of contacts.
 CONTACTS_PER_PAGE = 150
 
@@ -96,16 +90,10 @@ class NewEvents:
     newest: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
-class SharedRun:
-    """What the event streams of one tap run share: the rate limiter and the new events seen."""
-
-    limiter: RateLimiter
-    new_events: NewEvents | None = None
-
-
-# Keyed by the tap object, so that each tap run (and each test's tap) starts afresh.
-_SHARED: weakref.WeakKeyDictionary[t.Any, SharedRun] = weakref.WeakKeyDictionary()
+# One limiter per tap object (so that each tap run, and each test's tap, starts afresh) for
+# both event streams: a stream starting right after the other has used up Intercom's window
+# must wait for its reset instead of collecting 429s.
+_LIMITERS: weakref.WeakKeyDictionary[t.Any, RateLimiter] = weakref.WeakKeyDictionary()
 
 
 def event_key(contact_id: str, event_name: str, created_at: int) -> str:
@@ -127,41 +115,6 @@ def rfc3339(value: t.Any) -> str | None:
             parsed = parsed.replace(tzinfo=timezone.utc)
         return parsed.astimezone(timezone.utc).isoformat()
     return None
-
-
-def page_id(path_and_query: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """A page link's identity, whatever the order of its query parameters."""
-    parts = urlsplit(path_and_query)
-    return parts.path, tuple(sorted(parse_qsl(parts.query, keep_blank_values=True)))
-
-
-def positive_int(config: t.Mapping[str, t.Any], key: str, default: int, minimum: int = 1) -> int:
-    """An integer setting that must be at least `minimum`, with an error that names it."""
-    value = config.get(key)
-    if value in (None, ""):
-        return default
-    try:
-        # Through str() so that 2.5 or true are refused rather than truncated.
-        number = int(str(value))
-    except ValueError:
-        number = minimum - 1
-    if number < minimum:
-        msg = (
-            f"Setting {key}={value!r} is invalid: use a whole number of at least {minimum} "
-            f"(default {default})."
-        )
-        raise ConfigError(msg)
-    return number
-
-
-def settle_seconds(config: t.Mapping[str, t.Any]) -> int:
-    """`event_settle_seconds`: how old an event must be before a run counts it as read."""
-    settle = config.get("event_settle_seconds")
-    settle = DEFAULT_SETTLE_SECONDS if settle in (None, "") else int(settle)
-    if settle < 0:
-        msg = f"Setting event_settle_seconds={settle} is invalid: use 0 or more seconds."
-        raise ConfigError(msg)
-    return settle
 
 
 class ContactFanOutStream(IntercomStream):
@@ -196,18 +149,17 @@ class ContactFanOutStream(IntercomStream):
         self._slots = threading.BoundedSemaphore(1)
         self.progress: Progress | None = None
 
-    def shared(self) -> SharedRun:
-        """The state both event streams of this tap share (created by the first to ask)."""
-        # One limiter for both streams: a stream starting right after the other has used up
-        # Intercom's window must wait for its reset instead of collecting 429s.
-        shared = _SHARED.get(self._tap)
-        if shared is None:
-            shared = _SHARED[self._tap] = SharedRun(RateLimiter(logger=self._tap.logger))
-        return shared
+    def shared_limiter(self) -> RateLimiter:
+        """The rate limiter both event streams of this tap run share (made by the first to ask)."""
+        limiter = _LIMITERS.get(self.tap)
+        if limiter is None:
+            limiter = _LIMITERS[self.tap] = RateLimiter(logger=self.tap.logger)
+        return limiter
 
     # -- request path shared by the workers ---------------------------------------------------
 
     @property
+    @override
     def requests_session(self) -> requests.Session:
         """One session per thread: `requests.Session` is not guaranteed thread-safe."""
         session = getattr(self._local, "session", None)
@@ -225,41 +177,48 @@ class ContactFanOutStream(IntercomStream):
             session.close()
         self._local = threading.local()
 
-    def _request(
-        self, prepared_request: requests.PreparedRequest, context: Context | None
-    ) -> requests.Response:
-        """Send within `max_concurrent_requests` and the rate limit; retry 429s after the reset."""
-        # A 429 is retried here rather than by the SDK's backoff so that it never uses up the
-        # tries meant for server errors: the limiter holds every worker until the window resets.
-        started = self.monotonic()
-        with self._slots:
-            while True:
-                self.limiter.acquire()
-                try:
-                    return super()._request(prepared_request, context)
-                except IntercomRetriableError as exc:
-                    if (
-                        exc.response is None
-                        or exc.response.status_code != HTTPStatus.TOO_MANY_REQUESTS
-                    ):
-                        raise
-                    if self.monotonic() - started > self.rate_limited_give_up_seconds:
-                        msg = (
-                            f"{exc} — refused for {self.rate_limited_give_up_seconds / 60:.0f} "
-                            "min: another app is using this workspace's rate limit; run later or "
-                            "lower max_concurrent_requests."
-                        )
-                        raise IntercomAPIError(msg, 429, "rate_limit_exceeded") from exc
-                finally:
-                    self.limiter.release()
+    @override
+    def request_decorator(self, func: RequestFunc) -> RequestFunc:
+        """The SDK's retries around a send within `max_concurrent_requests` and the rate limit."""
 
+        def limited(
+            request: requests.PreparedRequest, context: Context | None
+        ) -> requests.Response:
+            # A 429 is retried here rather than by the SDK's backoff so that it never uses up
+            # the tries meant for server errors: the limiter holds every worker until the
+            # window resets.
+            started = self.monotonic()
+            with self._slots:
+                while True:
+                    self.limiter.acquire()
+                    try:
+                        return func(request, context)
+                    except IntercomRetriableError as exc:
+                        if (
+                            exc.response is None
+                            or exc.response.status_code != HTTPStatus.TOO_MANY_REQUESTS
+                        ):
+                            raise
+                        if self.monotonic() - started > self.rate_limited_give_up_seconds:
+                            msg = (
+                                f"{exc} — refused for {self.rate_limited_give_up_seconds / 60:.0f} "
+                                "min: another app is using this workspace's rate limit; run later "
+                                "or lower max_concurrent_requests."
+                            )
+                            raise IntercomAPIError(msg, 429, "rate_limit_exceeded") from exc
+                    finally:
+                        self.limiter.release()
+
+        return super().request_decorator(limited)
+
+    @override
     def validate_response(self, response: requests.Response) -> None:
         """Let the shared limiter learn the rate-limit window, then check the status."""
         self.limiter.observe(response.headers, response.status_code)
         super().validate_response(response)
 
-    def get_json(self, path_and_query: str) -> dict[str, t.Any]:
-        """GET a path of the API (with its query) and return the JSON object it answers."""
+    def fetch(self, path_and_query: str) -> tuple[requests.Response, dict[str, t.Any]]:
+        """GET a path of the API (with its query): the response and the JSON object it answers."""
         response = self.send(self.prepare("GET", f"{self.url_base}{path_and_query}"))
         try:
             body = response.json()
@@ -272,35 +231,19 @@ class ContactFanOutStream(IntercomStream):
                 f"{response.text[:120]!r}."
             )
             raise IntercomAPIError(msg, response.status_code)
-        return body
+        return response, body
 
-    def api_path(self, link: str) -> str:
-        """Path and query of a `pages.next` link, to be sent to our configured API URL."""
-        # Intercom's links name api.intercom.io: following them verbatim would bypass an
-        # api_url proxy and could send the token to a host we were not configured for.
-        base = self.url_base
-        if link.startswith(base + "/"):
-            return link[len(base) :]
-        parts = urlsplit(link)
-        return parts.path + (f"?{parts.query}" if parts.query else "")
+    def get_json(self, path_and_query: str) -> dict[str, t.Any]:
+        """GET a path of the API (with its query) and return the JSON object it answers."""
+        return self.fetch(path_and_query)[1]
 
     # -- the run -------------------------------------------------------------------------------
 
-    def concurrency(self) -> int:
-        """Requests in flight at most (`max_concurrent_requests`)."""
-        return positive_int(self.config, "max_concurrent_requests", DEFAULT_CONCURRENCY)
-
     def iter_contacts(self) -> t.Iterator[Contact]:
         """Every user and lead of the workspace, once each, in Intercom's listing order."""
-        # Cursor pagination: https://developers.intercom.com/docs/build-an-integration/learn-more/rest-apis/pagination-cursor
-        seen_cursors: set[str] = set()
-        seen_ids: set[str] = set()
-        cursor: str | None = None
-        while True:
-            query: dict[str, t.Any] = {"per_page": CONTACTS_PER_PAGE}
-            if cursor:
-                query["starting_after"] = cursor
-            body = self.get_json(f"/contacts?{urlencode(query)}")
+        paginator = CursorPaginator("/contacts", {"per_page": CONTACTS_PER_PAGE})
+        seen: set[str] = set()
+        for body in pages(self.fetch, paginator):
             if self.progress is not None and self.progress.total is None:
                 total = body.get("total_count")
                 self.progress.total = total if isinstance(total, int) else None
@@ -309,23 +252,17 @@ class ContactFanOutStream(IntercomStream):
                     continue
                 cid = str(item["id"])
                 # A contact that moves in the listing while it is paged must not be read twice.
-                if cid in seen_ids:
+                if cid in seen:
                     continue
-                seen_ids.add(cid)
+                seen.add(cid)
                 yield Contact(cid, item.get("role"), item.get("external_id"), item.get("email"))
-            nxt = (body.get("pages") or {}).get("next")
-            cursor = nxt.get("starting_after") if isinstance(nxt, dict) else None
-            if not cursor:
-                return
-            if cursor in seen_cursors:
-                self.logger.warning(
-                    "%s: Intercom sent a contacts cursor it had already sent; stopped listing "
-                    "contacts after %d of them.",
-                    self.name,
-                    len(seen_ids),
-                )
-                return
-            seen_cursors.add(cursor)
+        if paginator.repeated:
+            self.logger.warning(
+                "%s: Intercom sent a contacts cursor it had already sent; stopped listing "
+                "contacts after %d of them.",
+                self.name,
+                len(seen),
+            )
 
     def read_contact(self, contact: Contact) -> ContactResult:
         """Fetch one contact's records (runs in a worker thread)."""
@@ -365,11 +302,29 @@ class ContactFanOutStream(IntercomStream):
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[Record]:
-        """Read every contact with up to `max_concurrent_requests` requests in flight."""
-        workers = self.concurrency()
-        if not self.start_run():
-            return
-        self.limiter = self.shared().limiter
+        """Read every contact with up to `max_concurrent_requests` requests in flight.
+
+        Then, with RECORD messages (every record is out), make the bookmark final and sync the
+        child streams: contact_event_summaries reads what contact_events noted.
+        """
+        read = self.selected and self.start_run()
+        if read:
+            yield from self._read_contacts()
+        if self.get_batch_config(self.config) is None and self.child_streams:
+            if read:
+                sdk.commit_state(self)
+            sdk.sync_children(self)
+
+    @override
+    def get_batches(
+        self, batch_config: sdk.BatchConfig, context: Context | None = None
+    ) -> t.Iterable[tuple[sdk.BaseBatchFileEncoding, list[str]]]:
+        """The SDK's batches; once the last is announced (with the final bookmark), the children."""
+        return sdk.sync_children_after(self, super().get_batches(batch_config, context))
+
+    def _read_contacts(self) -> t.Iterator[Record]:
+        workers = self.settings.max_concurrent_requests
+        self.limiter = self.shared_limiter()
         self._slots = threading.BoundedSemaphore(workers)
         self.progress = progress = Progress(self, self.limiter, self.progress_every)
         pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name)

@@ -7,7 +7,7 @@ import typing as t
 if t.TYPE_CHECKING:
     import logging
 
-    from tap_intercom_export.events.ratelimit import RateLimiter
+    from tap_intercom_export.ratelimit import RateLimiter
 
 #: Estimates of a minute or more are given in whole minutes.
 MINUTE = 60

@@ -7,16 +7,14 @@ the fan-out over contacts lives in fanout.py.
 
 from __future__ import annotations
 
-import sys
 import typing as t
 from urllib.parse import urlencode
 
 from singer_sdk import typing as th
+from typing_extensions import override
 
-from tap_intercom_export.client import DEFAULT_START_DAYS, config_time
+from tap_intercom_export import sdk
 from tap_intercom_export.events.fanout import (
-    DAY,
-    DEFAULT_EVENTS_PER_PAGE,
     LISTABLE_DAYS,
     Contact,
     ContactFanOutStream,
@@ -24,24 +22,22 @@ from tap_intercom_export.events.fanout import (
     EventRange,
     NewEvents,
     event_key,
-    page_id,
-    positive_int,
-    settle_seconds,
 )
-from tap_intercom_export.events.summaries import (
-    CONTACT_EVENT_PROPERTIES,
-    ContactEventSummariesStream,
-)
+from tap_intercom_export.events.pages import NextLinkPaginator, pages
+from tap_intercom_export.timerange import DAY, plan_range
 from tap_intercom_export.timeutil import iso
 
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
-
 if t.TYPE_CHECKING:
-    from singer_sdk import Stream
     from singer_sdk.helpers.types import Context, Record
+
+#: Who the event (or summary) belongs to, and its name: shared by both event streams.
+CONTACT_EVENT_PROPERTIES = (
+    th.Property("contact_id", th.StringType, required=True, description="Intercom's contact id"),
+    th.Property("contact_role", th.StringType, description="user or lead"),
+    th.Property("user_id", th.StringType, description="Your id for the user (external_id)"),
+    th.Property("email", th.StringType),
+    th.Property("event_name", th.StringType, required=True),
+)
 
 
 class ContactEventsStream(ContactFanOutStream):
@@ -52,6 +48,8 @@ class ContactEventsStream(ContactFanOutStream):
     # progress_markers and STATE carries the previous bookmark, so a run killed at any moment
     # (SIGTERM, periodic STATE every STATE_MSG_FREQUENCY records) resumes from it: events it
     # had already emitted are emitted again with the same event_key, none is lost.
+    # contact_event_summaries is its child stream: it runs once this stream has read every
+    # contact, and re-reads only the summaries of the contacts this stream saw new events of.
 
     name = "contact_events"
     path = "/events"
@@ -84,10 +82,8 @@ class ContactEventsStream(ContactFanOutStream):
         super().__init__(*args, **kwargs)
         self.range: EventRange | None = None
         self.new_events: NewEvents | None = None
-
-    def per_page(self) -> int:
-        """Events asked for per page (`events_per_page`)."""
-        return positive_int(self.config, "events_per_page", DEFAULT_EVENTS_PER_PAGE)
+        #: What the last complete run saw (for contact_event_summaries, its child).
+        self.noted: NewEvents | None = None
 
     def plan(self) -> EventRange:
         """The creation times this run reads: after the bookmark (or start_date) to now - settle."""
@@ -98,56 +94,33 @@ class ContactEventsStream(ContactFanOutStream):
         # the run's start is listable by the time its contact is read. The lag covers
         # Intercom's ingestion delay and clock differences. Each run covers (bookmark, upper
         # bound]: no gap and no overlap between runs.
-        if self.range is not None:
-            return self.range
         now = int(self.wall_clock())
-        until = now - settle_seconds(self.config)
-        end = config_time(self.config, "end_date")
-        if end is not None:
-            until = min(until, end - 1)
-        start = config_time(self.config, "start_date")
+        settings = self.settings
         bookmark = self.saved_bookmark()
-        listable_from = now - LISTABLE_DAYS * DAY
-        if bookmark is not None:
-            after = bookmark
-            if start is not None and start - 1 > after:
-                after = start - 1
-            if after + 1 < listable_from:
-                self.logger.warning(
-                    "%s: the bookmark %s is older than the %d days Intercom lists events for: "
-                    "events created from %s to %s can no longer be read (contact_event_summaries "
-                    "still counts them). Run the tap at least every %d days to avoid such gaps.",
-                    self.name,
-                    iso(after),
-                    LISTABLE_DAYS,
-                    iso(after),
-                    iso(listable_from),
-                    LISTABLE_DAYS,
-                )
-        else:
-            first = start if start is not None else now - DEFAULT_START_DAYS * DAY
-            after = first - 1
-            if first < listable_from:
-                self.logger.warning(
-                    "%s: start_date %s is older than the %d days Intercom lists events for: this "
-                    "first run reads events from %s; older ones cannot be listed (their counts are "
-                    "in contact_event_summaries).",
-                    self.name,
-                    iso(first),
-                    LISTABLE_DAYS,
-                    iso(listable_from),
-                )
-        self.range = EventRange(after, until)
+        span = plan_range(
+            now=now,
+            start_date=settings.start_date,
+            end_date=settings.end_date,
+            # The bookmark is the last second read (events are read up to `now - settle`).
+            resume=None if bookmark is None else bookmark + 1,
+            settle=settings.event_settle_seconds,
+        )
+        return EventRange(span.start - 1, span.end - 1)
+
+    def _range(self) -> EventRange:
+        if self.range is None:
+            self.range = self.plan()
         return self.range
 
     @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str | None:
         """The run's upper bound: no bookmark may claim events newer than it."""
-        return iso(self.plan().until)
+        return iso(self._range().until) if self.selected else None
 
+    @override
     def start_run(self) -> bool:
         """Log the planned range; skip the run when it is empty."""
-        rng = self.plan()
+        rng = self._range()
         if rng.until <= rng.after:
             self.range = None
             self.logger.info(
@@ -158,50 +131,85 @@ class ContactEventsStream(ContactFanOutStream):
             )
             return False
         listable_from = int(self.wall_clock()) - LISTABLE_DAYS * DAY
+        self._warn_unlistable(rng, listable_from)
         self.logger.info(
             "%s: reading events created from %s to %s, every contact with "
             "max_concurrent_requests=%d; the bookmark moves to %s once every contact is read.",
             self.name,
             iso(max(rng.after + 1, listable_from)),
             iso(rng.until),
-            self.concurrency(),
+            self.settings.max_concurrent_requests,
             iso(rng.until),
         )
         # contact_event_summaries re-reads only the summaries of contacts with new events:
         # note them while reading, so that it need not list every contact's events again.
         wanted = any(
-            isinstance(s, ContactFanOutStream) and s.wants_new_events()
-            for s in self._tap.streams.values()
+            isinstance(s, ContactFanOutStream) and s.wants_new_events() for s in self.child_streams
         )
         self.new_events = NewEvents(rng.after, rng.until) if wanted else None
         return True
 
+    def _warn_unlistable(self, rng: EventRange, listable_from: int) -> None:
+        if rng.after + 1 >= listable_from:
+            return
+        if self.saved_bookmark() is not None:
+            self.logger.warning(
+                "%s: the bookmark %s is older than the %d days Intercom lists events for: "
+                "events created from %s to %s can no longer be read (contact_event_summaries "
+                "still counts them). Run the tap at least every %d days to avoid such gaps.",
+                self.name,
+                iso(rng.after),
+                LISTABLE_DAYS,
+                iso(rng.after),
+                iso(listable_from),
+                LISTABLE_DAYS,
+            )
+        else:
+            self.logger.warning(
+                "%s: start_date %s is older than the %d days Intercom lists events for: this "
+                "first run reads events from %s; older ones cannot be listed (their counts are "
+                "in contact_event_summaries).",
+                self.name,
+                iso(rng.after + 1),
+                LISTABLE_DAYS,
+                iso(listable_from),
+            )
+
+    @override
+    def generate_child_contexts(
+        self, record: Record, context: Context | None
+    ) -> t.Iterable[Context | None]:
+        """None per event: contact_event_summaries runs once, after every contact is read."""
+        return ()
+
+    @override
     def contact_done(self, result: ContactResult) -> None:
         """Note a contact with events in the range (for contact_event_summaries)."""
         if self.new_events is not None and result.newest is not None:
             self.new_events.newest[result.contact.id] = result.newest
 
+    @override
     def finish_run(self) -> None:
         """Every contact is read: the bookmark may now claim the whole range."""
-        rng = t.cast("EventRange", self.range)
-        self.state_manager.increment_state(
-            {self.replication_key: iso(rng.until)}, replication_key=self.replication_key
-        )
+        rng = self._range()
+        sdk.advance_bookmark(self, iso(rng.until))
         self.range = None
         # Only a run that read every contact may tell which contacts have nothing new.
-        self.shared().new_events, self.new_events = self.new_events, None
+        self.noted, self.new_events = self.new_events, None
 
+    @override
     def read_contact(self, contact: Contact) -> ContactResult:
         """One contact's events in range, newest first, paging until they are older than it."""
-        rng = self.plan()
+        rng = self._range()
         result = ContactResult(contact)
-        url = "/events?" + urlencode(
-            {"type": "user", "intercom_user_id": contact.id, "per_page": self.per_page()}
-        )
-        seen = {page_id(url)}
+        query = {
+            "type": "user",
+            "intercom_user_id": contact.id,
+            "per_page": self.settings.events_per_page,
+        }
+        paginator = NextLinkPaginator(f"/events?{urlencode(query)}", self.url_base, "events")
         unreadable = 0
-        while True:
-            body = self.get_json(url)
+        for body in pages(self.fetch, paginator):
             older = False
             for event in body.get("events") or []:
                 created = event.get("created_at") if isinstance(event, dict) else None
@@ -219,17 +227,7 @@ class ContactEventsStream(ContactFanOutStream):
                 result.newest = max(result.newest or created, created)
             if older:
                 break
-            nxt = (body.get("pages") or {}).get("next")
-            if not nxt or not isinstance(nxt, str):
-                break
-            url = self.api_path(nxt)
-            if page_id(url) in seen:
-                result.note = (
-                    "Intercom sent an events page link it had already sent; "
-                    "stopped paging this contact."
-                )
-                break
-            seen.add(page_id(url))
+        result.note = paginator.note
         if unreadable:
             result.note = f"{unreadable} event(s) without a unix created_at were skipped."
         return result
@@ -248,15 +246,3 @@ class ContactEventsStream(ContactFanOutStream):
             "created_at": iso(created),
             "metadata": metadata if isinstance(metadata, dict) else None,
         }
-
-
-EVENT_STREAMS: list[type[ContactFanOutStream]] = [ContactEventsStream, ContactEventSummariesStream]
-
-
-def sync_order(stream: Stream) -> tuple[str, int]:
-    """Sort key: by name, but contact_event_summaries right after contact_events."""
-    # The summaries stream re-reads only contacts with new events, which contact_events notes
-    # while it reads them, so it must run first (the SDK sorts by name: summaries first).
-    if isinstance(stream, ContactEventSummariesStream):
-        return ContactEventsStream.name, 1
-    return stream.name, 0

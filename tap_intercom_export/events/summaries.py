@@ -8,45 +8,30 @@ https://developers.intercom.com/docs/references/rest-api/api.intercom.io/data-ev
 
 from __future__ import annotations
 
-import sys
 import typing as t
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from singer_sdk import typing as th
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
+from typing_extensions import override
 
+from tap_intercom_export import sdk
 from tap_intercom_export.events.fanout import (
-    DAY,
     LISTABLE_DAYS,
     Contact,
     ContactFanOutStream,
     ContactResult,
-    page_id,
-    positive_int,
     rfc3339,
-    settle_seconds,
 )
+from tap_intercom_export.events.pages import NextLinkPaginator, pages
+from tap_intercom_export.events.streams import CONTACT_EVENT_PROPERTIES, ContactEventsStream
+from tap_intercom_export.timerange import DAY, plan_range
 from tap_intercom_export.timeutil import iso, unix
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
 
-#: Who the event (or summary) belongs to, and its name: shared by both event streams.
-CONTACT_EVENT_PROPERTIES = (
-    th.Property("contact_id", th.StringType, required=True, description="Intercom's contact id"),
-    th.Property("contact_role", th.StringType, description="user or lead"),
-    th.Property("user_id", th.StringType, description="Your id for the user (external_id)"),
-    th.Property("email", th.StringType),
-    th.Property("event_name", th.StringType, required=True),
-)
-
-DEFAULT_FULL_REFRESH_DAYS = 7
 #: State key: when the last run that read every contact's summary started.
 FULL_READ_AT = "full_read_at"
 
@@ -71,7 +56,10 @@ class ContactEventSummariesStream(ContactFanOutStream):
     # Incremental on `last` with one bookmark for the stream, moved (like contact_events') to
     # the run's upper bound once the run is complete: rows not emitted again are unchanged
     # (as far as new events tell), which a full-table stream could not say to its loaders.
+    # A child of contact_events, which syncs it once every contact's events are read (the SDK
+    # would sync it first, by name), so that it can read the contacts contact_events saw.
 
+    parent_stream_type = ContactEventsStream
     name = "contact_event_summaries"
     primary_keys = ("contact_id", "event_name")
     replication_key = "last"
@@ -94,20 +82,23 @@ class ContactEventSummariesStream(ContactFanOutStream):
         #: the run reads every contact, or checks each one's newest event itself.
         self.changed: set[str] | None = None
 
-    def full_refresh_days(self) -> int:
-        """`event_summaries_full_refresh_days`: 0 reads every summary on every run."""
-        return positive_int(
-            self.config, "event_summaries_full_refresh_days", DEFAULT_FULL_REFRESH_DAYS, minimum=0
-        )
-
     def plan(self) -> SummaryPlan:
-        """Full read or only changed contacts, decided once per run from state and settings."""
-        if self._plan is not None:
-            return self._plan
+        """Full read or only changed contacts, decided from state and settings."""
         now = int(self.wall_clock())
-        until = now - settle_seconds(self.config)
+        # Up to `now - event_settle_seconds`, like contact_events (and not capped by end_date:
+        # a summary counts every event of all time).
+        until = (
+            plan_range(
+                now=now,
+                start_date=None,
+                end_date=None,
+                resume=None,
+                settle=self.settings.event_settle_seconds,
+            ).end
+            - 1
+        )
         state = self.stream_state
-        days = self.full_refresh_days()
+        days = self.settings.event_summaries_full_refresh_days
         bookmark = full_at = None
         try:
             bookmark = self.saved_bookmark()
@@ -133,31 +124,38 @@ class ContactEventSummariesStream(ContactFanOutStream):
         else:
             since = bookmark
             reason = f"events created since {iso(bookmark)}"
-        self._plan = SummaryPlan(now, until, since, reason)
+        return SummaryPlan(now, until, since, reason)
+
+    def _current(self) -> SummaryPlan:
+        if self._plan is None:
+            self._plan = self.plan()
         return self._plan
 
+    @override
     def wants_new_events(self) -> bool:
         """Selected and incremental: contact_events should note the contacts it sees events of."""
-        return self.selected and self.plan().since is not None
+        return self.selected and self._current().since is not None
 
     @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str | None:
         """The run's upper bound: no bookmark may claim events newer than it."""
-        return iso(self.plan().until)
+        return iso(self._current().until)
 
+    @override
     def start_run(self) -> bool:
         """Decide whom to read: everyone, the contacts contact_events saw, or each one checked."""
-        plan = self.plan()
+        plan = self._current()
         self.changed = None
         if plan.since is None:
             self.logger.info(
                 "%s: reading every contact's event summary (%s), max_concurrent_requests=%d.",
                 self.name,
                 plan.reason,
-                self.concurrency(),
+                self.settings.max_concurrent_requests,
             )
             return True
-        seen = self.shared().new_events
+        events = self.tap.streams[ContactEventsStream.name]
+        seen = events.noted if isinstance(events, ContactEventsStream) else None
         if seen is not None and seen.after <= plan.since < seen.until:
             # contact_events has just read every contact's events since our bookmark.
             self.changed = {cid for cid, newest in seen.newest.items() if newest > plan.since}
@@ -168,7 +166,7 @@ class ContactEventSummariesStream(ContactFanOutStream):
                 self.name,
                 len(self.changed),
                 plan.reason,
-                self.full_refresh_days(),
+                self.settings.event_summaries_full_refresh_days,
             )
             return True
         if plan.until <= plan.since:
@@ -182,10 +180,11 @@ class ContactEventSummariesStream(ContactFanOutStream):
             "%s. Full read every %d day(s).",
             self.name,
             plan.reason,
-            self.full_refresh_days(),
+            self.settings.event_summaries_full_refresh_days,
         )
         return True
 
+    @override
     def contacts_to_read(self) -> t.Iterator[Contact]:
         """Every contact, or only those contact_events saw new events of."""
         if self.changed is None:
@@ -201,17 +200,15 @@ class ContactEventSummariesStream(ContactFanOutStream):
                 if not left:
                     return
 
+    @override
     def finish_run(self) -> None:
         """Every contact is read: move the bookmark, and remember a full read."""
-        plan = self.plan()
-        self.state_manager.increment_state(
-            {self.replication_key: iso(plan.until)}, replication_key=self.replication_key
-        )
+        plan = self._current()
+        sdk.advance_bookmark(self, iso(plan.until))
         if plan.since is None:
-            # Like the in-flight job of the export streams: a key of our own in the stream's
+            # Like the in-flight jobs of the export streams: a key of our own in the stream's
             # state, written out by the SDK with the bookmark at the end of the stream.
-            self.stream_state[FULL_READ_AT] = iso(plan.now)
-            self.state_manager.is_flushed = False
+            sdk.put_state(self, FULL_READ_AT, iso(plan.now))
         self._plan = None
         self.changed = None
 
@@ -225,38 +222,25 @@ class ContactEventSummariesStream(ContactFanOutStream):
         # An event we cannot date might be new: reading the summary is the safe side.
         return not isinstance(created, int) or created > since
 
+    @override
     def read_contact(self, contact: Contact) -> ContactResult:
         """One contact's summary, every page of it: one record per event name."""
         result = ContactResult(contact)
-        since = self.plan().since
+        since = self._current().since
         if since is not None and self.changed is None and not self.has_new_events(contact, since):
             return result
-        url = "/events?" + urlencode(
-            {"type": "user", "intercom_user_id": contact.id, "summary": "true"}
-        )
-        seen = {page_id(url)}
+        query = urlencode({"type": "user", "intercom_user_id": contact.id, "summary": "true"})
+        # Intercom's example of this response carries pages.next: a contact with many event
+        # names may have several pages of summaries.
+        paginator = NextLinkPaginator(f"/events?{query}", self.url_base, "summary")
         nameless = 0
-        notes = []
-        while True:
-            body = self.get_json(url)
+        for body in pages(self.fetch, paginator):
             for item in body.get("events") or []:
                 if not isinstance(item, dict) or not item.get("name"):
                     nameless += 1
                     continue
                 result.records.append(self.record(contact, body, item))
-            # Intercom's example of this response carries pages.next: a contact with many
-            # event names may have several pages of summaries.
-            nxt = (body.get("pages") or {}).get("next")
-            if not nxt:
-                break
-            if not isinstance(nxt, str):
-                notes.append(f"summary pages.next is not a link ({nxt!r}): later pages not read.")
-                break
-            url = self.api_path(nxt)
-            if page_id(url) in seen:
-                notes.append("Intercom sent a summary page link it had already sent; stopped.")
-                break
-            seen.add(page_id(url))
+        notes = [paginator.note] if paginator.note else []
         if nameless:
             notes.append(f"{nameless} summary item(s) without an event name were skipped.")
         result.note = " ".join(notes) or None

@@ -42,11 +42,12 @@ from tap_intercom_export.errors import (
 from tap_intercom_export.jobs.api import ExportClient, Job, SplitWindow
 from tap_intercom_export.jobs.download import DownloadGoneError, download_archive
 from tap_intercom_export.jobs.model import ExportSettings, WindowExport
-from tap_intercom_export.jobs.windows import Window
 from tap_intercom_export.timeutil import iso
 
 if t.TYPE_CHECKING:
     import logging
+
+    from tap_intercom_export.jobs.windows import Window
 
 
 class _RetryJobError(Exception):
@@ -84,46 +85,21 @@ class ExportRunner:
 
     # -- the plan ---------------------------------------------------------------------------
 
-    def run(  # noqa: C901, PLR0912 - one loop over the plan: resume, split, create ahead
+    def run(
         self,
         windows: t.Iterable[Window],
-        resume: tuple[Window, str] | None = None,
-        resume_ahead: t.Iterable[tuple[Window, str]] = (),
+        reused: t.Mapping[Window, str] | None = None,
+        stale: t.Iterable[str] = (),
     ) -> t.Iterator[WindowExport]:
         """Export each window in order; yield each one with its archive still on disk.
 
         The archive is removed as soon as the consumer asks for the next window (or stops).
-        `resume` is the (window, job id) of an in-flight job recorded in state; `resume_ahead`
-        are jobs a previous run created ahead for later windows.
+        `reused` are jobs earlier runs left in flight for windows of this plan (jobs/windows.py
+        `plan_around`); `stale` are their other jobs, canceled if they block a create.
         """
         queue = deque(windows)
-        if resume and queue and resume[0].start == queue[0].start:
-            # The in-flight job's window may differ from today's plan (settings changed):
-            # keep its bounds so the job can be reused, then plan on from its end.
-            first = resume[0]
-            while queue and queue[0].end <= first.end:
-                queue.popleft()
-            if queue and queue[0].start < first.end:
-                head = queue.popleft()
-                queue.appendleft(Window(first.end, head.end))
-            queue.appendleft(first)
-        elif resume:
-            self.logger.info(
-                "Ignoring in-flight export job %s from state: its window %s is not the next one "
-                "to export (%s).",
-                resume[1],
-                resume[0],
-                queue[0] if queue else "nothing left to export",
-            )
-            self._stale_jobs.append(resume[1])
-        known: dict[Window, str] = {}
-        if resume and queue and resume[0] == queue[0]:
-            known[queue[0]] = resume[1]
-        for window, job_id in resume_ahead:
-            if window in queue and window not in known:
-                known[window] = job_id
-            else:
-                self._stale_jobs.append(job_id)
+        known = dict(reused or {})
+        self._stale_jobs = list(stale)
         while queue:
             window = queue.popleft()
             try:

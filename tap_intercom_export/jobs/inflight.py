@@ -54,14 +54,6 @@ class OpenJobs:
             jobs[window] = str(job["job_identifier"])
         return cls(jobs)
 
-    def first(self) -> tuple[Window, str] | None:
-        """The oldest window's job."""
-        return min(self.jobs.items(), default=None)
-
-    def ahead(self) -> list[tuple[Window, str]]:
-        """The jobs of the later windows, in window order."""
-        return sorted(self.jobs.items())[1:]
-
     def created(self, window: Window, job_id: str) -> None:
         """A new job for `window` replaces any job of the same (or a split parent) window."""
         self.jobs = {
@@ -73,15 +65,17 @@ class OpenJobs:
         """Every row up to `window`'s end is emitted: only jobs of later windows stay open."""
         self.jobs = {w: j for w, j in self.jobs.items() if w.start >= window.end}
 
-    def write(self, state: t.MutableMapping[str, t.Any]) -> None:
-        """Mirror the open jobs into `state`."""
-        entries = [
-            {"job_identifier": job_id, "window_start": iso(w.start), "window_end": iso(w.end)}
-            for w, job_id in sorted(self.jobs.items())
-        ]
-        state[IN_FLIGHT] = entries
+    def state_values(self, state: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+        """The keys of `state` that mirror the open jobs, with their new values."""
+        values: dict[str, t.Any] = {
+            IN_FLIGHT: [
+                {"job_identifier": job_id, "window_start": iso(w.start), "window_end": iso(w.end)}
+                for w, job_id in sorted(self.jobs.items())
+            ]
+        }
         # Legacy keys only ever take values that replace what Meltano stored (never an object).
         if LEGACY_FIRST in state:
-            state[LEGACY_FIRST] = None
+            values[LEGACY_FIRST] = None
         if LEGACY_AHEAD in state:
-            state[LEGACY_AHEAD] = []
+            values[LEGACY_AHEAD] = []
+        return values

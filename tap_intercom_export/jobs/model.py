@@ -15,18 +15,17 @@ if t.TYPE_CHECKING:
 
 @dataclass
 class ExportSettings:
-    """The knobs of an export run (from the tap's settings)."""
+    """The knobs of an export run: from the tap's settings (settings.py), then the engine's own."""
 
-    window_seconds: int = 7 * 86400
-    poll_interval: float = 30.0
-    timeout: float = 43200.0
-    row_limit: int = 10_000_000
+    window_seconds: int
+    poll_interval: float
+    timeout: float
+    #: Jobs of the next windows created while a finished window is emitted (0 = one after another).
+    jobs_ahead: int = 0
     download_attempts: int = 3
     create_attempts: int = 2
     max_jobs_per_window: int = 5
     min_window_seconds: int = MIN_WINDOW_SECONDS
-    #: Jobs of the next windows created while a finished window is emitted (0 = one after another).
-    jobs_ahead: int = 0
 
 
 @dataclass

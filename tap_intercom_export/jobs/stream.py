@@ -1,8 +1,8 @@
 """What every stream fed by the export-job engine shares (message export and reporting export).
 
 Window bookmarks (a stream has every row up to the end of the last window it fully emitted),
-the engine's injectable clocks, a session that streams downloads, and STATE written at once
-when a job is created or a window is done.
+the jobs in flight (jobs/inflight.py), the engine's injectable clocks, a session that streams
+downloads, and STATE written at once when a job is created or a window is done.
 """
 
 from __future__ import annotations
@@ -10,11 +10,20 @@ from __future__ import annotations
 import time
 import typing as t
 
+from typing_extensions import override
+
+from tap_intercom_export import sdk
 from tap_intercom_export.client import IntercomStream
+from tap_intercom_export.jobs.engine import ExportRunner
+from tap_intercom_export.jobs.inflight import OpenJobs
 from tap_intercom_export.timeutil import iso
 
 if t.TYPE_CHECKING:
     import requests
+
+    from tap_intercom_export.jobs.api import ExportClient, Job
+    from tap_intercom_export.jobs.model import ExportSettings
+    from tap_intercom_export.jobs.windows import Window
 
 
 class ExportJobStream(IntercomStream):
@@ -35,6 +44,7 @@ class ExportJobStream(IntercomStream):
     monotonic: t.Callable[[], float] = staticmethod(time.monotonic)
 
     @property
+    @override
     def requests_session(self) -> requests.Session:
         """The SDK session, set to stream bodies so downloads never sit in memory."""
         session = super().requests_session
@@ -47,10 +57,46 @@ class ExportJobStream(IntercomStream):
         A re-exported window never moves the bookmark back.
         """
         self.high_water = max(self.high_water, window_end)
-        key = t.cast("str", self.replication_key)  # every export stream declares one
-        self.state_manager.increment_state({key: iso(self.high_water)}, replication_key=key)
+        sdk.advance_bookmark(self, iso(self.high_water))
 
-    def write_state_now(self) -> None:
-        """Send this stream's STATE now (a job created, a window done), not at the stream's end."""
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+    def runner(
+        self,
+        client: ExportClient,
+        settings: ExportSettings,
+        on_job_created: t.Callable[[Window, Job], None],
+    ) -> ExportRunner:
+        """The export-job engine for this stream, on its clocks."""
+        return ExportRunner(
+            client,
+            settings,
+            logger=self.logger,
+            on_job_created=on_job_created,
+            clock=self.monotonic,
+            wall=self.wall_clock,
+            sleep=self.sleep,
+        )
+
+    def open_jobs(self) -> OpenJobs:
+        """Jobs created and not yet fully emitted, as this stream's state holds them."""
+        return OpenJobs.from_state(self.stream_state, self.logger)
+
+    def remember_job(self, window: Window, job: Job) -> None:
+        """Write a new job to STATE before it is polled, so that a killed run's next run resumes it.
+
+        Intercom would answer a new create with 429 while it is pending.
+        """
+        jobs = self.open_jobs()
+        jobs.created(window, job.job_id)
+        self._write_jobs(jobs)
+
+    def window_done(self, window: Window) -> None:
+        """Every row of `window` is emitted: move the bookmark; later windows' jobs stay open."""
+        jobs = self.open_jobs()
+        jobs.done(window)
+        self.advance_bookmark(window.end)
+        self._write_jobs(jobs)
+
+    def _write_jobs(self, jobs: OpenJobs) -> None:
+        for key, value in jobs.state_values(self.stream_state).items():
+            sdk.put_state(self, key, value)
+        sdk.write_state_now(self)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import typing as t
 from dataclasses import dataclass
+
+from typing_extensions import override
 
 from tap_intercom_export.timeutil import iso
 
@@ -39,6 +42,7 @@ class Window:
             mid = rounded
         return Window(self.start, mid), Window(mid, self.end)
 
+    @override
     def __str__(self) -> str:
         """`2024-01-01T00:00:00+00:00 .. 2024-01-08T00:00:00+00:00`."""
         return f"{iso(self.start)} .. {iso(self.end)}"
@@ -55,3 +59,44 @@ def plan_windows(start: int, end: int, window_seconds: int) -> list[Window]:
         windows.append(Window(cursor, min(cursor + window_seconds, end)))
         cursor = windows[-1].end
     return windows
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """The windows of a run, and what becomes of the jobs earlier runs left in flight."""
+
+    windows: list[Window]
+    #: Jobs in flight whose window is in the plan: reused instead of created again.
+    reused: dict[Window, str]
+    #: Jobs in flight no window of the plan uses.
+    stale: dict[Window, str]
+
+
+def plan_around(
+    start: int,
+    end: int,
+    in_flight: t.Mapping[Window, str],
+    plan: t.Callable[[int, int], list[Window]],
+    *,
+    after_gap: bool,
+) -> JobPlan:
+    """Windows from start to end, keeping the bounds of jobs in flight so those jobs are reused.
+
+    A job's window is kept where it fits without gap or overlap; `plan(a, b)` fills what lies
+    between. `after_gap`: whether a job is kept even when windows before it still need new
+    jobs. Intercom allows 5 pending reporting jobs, but one pending message export job: there a
+    later job would block the create of every window before it.
+    """
+    windows: list[Window] = []
+    reused: dict[Window, str] = {}
+    cursor = start
+    for window, job_id in sorted(in_flight.items()):
+        placed = window.start >= cursor if after_gap else window.start == cursor
+        if placed and window.end <= end:
+            windows += plan(cursor, window.start)
+            windows.append(window)
+            reused[window] = job_id
+            cursor = window.end
+    windows += plan(cursor, end)
+    stale = {w: job_id for w, job_id in sorted(in_flight.items()) if w not in reused}
+    return JobPlan(windows, reused, stale)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import typing as t
 from http import HTTPStatus
 
+from typing_extensions import override
+
 from tap_intercom_export.errors import ExportError, IntercomAPIError, IntercomNotFoundError
 from tap_intercom_export.jobs.api import ExportClient, Job
 from tap_intercom_export.jobs.archive import Archive, member_stem
@@ -23,6 +25,8 @@ if t.TYPE_CHECKING:
     from tap_intercom_export.jobs.windows import Window
 
 DATASETS_PATH = "/export/reporting_data/get_datasets"
+#: The first API version with the reporting data export.
+SINCE_VERSION = "2.14"
 #: Status calls answered 404 that are taken for "not visible yet" right after an enqueue.
 NOT_FOUND_GRACE = 5
 
@@ -92,6 +96,7 @@ class ReportingExportClient(ExportClient):
         data = body.get("data") if isinstance(body, dict) else None
         return [DatasetSpec.from_api(d) for d in data or [] if isinstance(d, dict) and d.get("id")]
 
+    @override
     def create_body(self, window: Window) -> dict[str, t.Any]:
         """The enqueue body: the dataset, its attributes and the window in unix seconds.
 
@@ -125,6 +130,7 @@ class ReportingExportClient(ExportClient):
         self.fresh[job.job_id] = 0
         return job
 
+    @override
     def create(self, window: Window) -> Job:
         """The job enqueued ahead for this window (this run or a killed one), else a new one."""
         job_id = self.claims.claim(self.stream_name, window) if self.claims else None
@@ -163,6 +169,7 @@ class ReportingExportClient(ExportClient):
         )
         return None
 
+    @override
     def status(self, job_id: str) -> Job:
         """Intercom's view of a job; a 404 right after enqueue means "not visible yet"."""
         try:
@@ -179,15 +186,18 @@ class ReportingExportClient(ExportClient):
             )
             return Job(job_id=job_id, status="pending")
 
+    @override
     def cancel(self, job_id: str) -> Job:
         """Intercom has no cancel endpoint for reporting jobs: they stay for the next run."""
         msg = f"reporting job {job_id} cannot be canceled (Intercom has no endpoint for it)"
         raise ExportError(msg)
 
+    @override
     def open_archive(self, path: Path) -> Archive:
         """Sniff the download (gzip, tar.gz, zip or plain CSV); every CSV holds rows."""
         return Archive.open(path, ReportingNamer())
 
+    @override
     def inspect(self, job: Job, window: Window, archive: Archive) -> None:
         """A finished job without any CSV is suspicious: say so (no row can be emitted)."""
         if not archive.members:

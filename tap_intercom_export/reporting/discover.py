@@ -12,23 +12,21 @@ import typing as t
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_intercom_export.client import IntercomStream, _is_number
+from tap_intercom_export.client import IntercomStream
 from tap_intercom_export.errors import (
     ConfigError,
     IntercomAPIError,
     IntercomAuthError,
     IntercomNotFoundError,
 )
-from tap_intercom_export.reporting.api import DATASETS_PATH, ReportingExportClient
+from tap_intercom_export.reporting.api import DATASETS_PATH, SINCE_VERSION, ReportingExportClient
 from tap_intercom_export.reporting.scheduler import PERMISSION_HINT, ReportingScheduler
 from tap_intercom_export.reporting.schemas import DatasetSpec
 from tap_intercom_export.reporting.streams import ReportingStream, stream_class
+from tap_intercom_export.settings import Settings
 
 if t.TYPE_CHECKING:
     from singer_sdk import Tap
-
-#: Intercom's limit of pending reporting jobs per workspace.
-MAX_PENDING = 5
 
 
 class _DatasetsProbe(IntercomStream):
@@ -40,33 +38,6 @@ class _DatasetsProbe(IntercomStream):
     # Discovery runs before every sync without a catalog: an unreachable API must not hold it
     # up for the ten tries of a sync request.
     max_tries = 3
-
-
-def check_settings(config: t.Mapping[str, t.Any]) -> None:
-    """Refuse reporting settings that cannot work, in one line that names the setting."""
-    days = config.get("reporting_window_days")
-    if days is not None and not (_is_number(days) and float(days) > 0):
-        msg = f"Setting reporting_window_days={days!r} must be a number of days greater than zero."
-        raise ConfigError(msg)
-    lookback = config.get("reporting_lookback_days")
-    if lookback is not None and not (_is_number(lookback) and float(lookback) >= 0):
-        msg = f"Setting reporting_lookback_days={lookback!r} must be a number of days, 0 or more."
-        raise ConfigError(msg)
-    jobs = config.get("reporting_max_concurrent_jobs")
-    if jobs is not None and not (
-        _is_number(jobs) and float(jobs).is_integer() and 1 <= jobs <= MAX_PENDING
-    ):
-        msg = (
-            f"Setting reporting_max_concurrent_jobs={jobs!r} must be a whole number from 1 to "
-            f"{MAX_PENDING} (Intercom allows {MAX_PENDING} pending reporting jobs per workspace)."
-        )
-        raise ConfigError(msg)
-    wanted = config.get("reporting_datasets")
-    if wanted is not None and not (
-        isinstance(wanted, (list, tuple)) and all(isinstance(w, str) and w.strip() for w in wanted)
-    ):
-        msg = f'Setting reporting_datasets={wanted!r} must be a list of dataset ids, e.g. ["conversation"].'
-        raise ConfigError(msg)
 
 
 def _from_catalog(tap: Tap) -> list[DatasetSpec]:
@@ -88,8 +59,10 @@ def _from_workspace(tap: Tap) -> list[DatasetSpec]:
         tap.logger.warning("No reporting_* streams: %s; %s.", exc, PERMISSION_HINT)
     except IntercomNotFoundError as exc:
         tap.logger.warning(
-            "No reporting_* streams: %s. The reporting data export needs intercom_version 2.14 or later.",
+            "No reporting_* streams: %s. The reporting data export needs intercom_version %s "
+            "or later.",
             exc,
+            SINCE_VERSION,
         )
     except (IntercomAPIError, RetriableAPIError, requests.exceptions.RequestException) as exc:
         # Discovery of reporting datasets must not take the other streams down with it.
@@ -101,10 +74,10 @@ def _from_workspace(tap: Tap) -> list[DatasetSpec]:
 
 def discover(tap: Tap) -> list[ReportingStream]:
     """One stream per reporting dataset (those `reporting_datasets` names, else all)."""
-    check_settings(tap.config)
+    settings = Settings.from_config(tap.config)
     from_catalog = tap.input_catalog is not None
     specs = _from_catalog(tap) if from_catalog else _from_workspace(tap)
-    wanted = tap.config.get("reporting_datasets")
+    wanted = settings.reporting_datasets
     if wanted is not None:
         ids = {s.id for s in specs}
         missing = [w for w in wanted if w not in ids]
@@ -115,7 +88,5 @@ def discover(tap: Tap) -> list[ReportingStream]:
             )
             raise ConfigError(msg)
         specs = [s for s in specs if s.id in set(wanted)]
-    scheduler = ReportingScheduler(
-        int(tap.config.get("reporting_max_concurrent_jobs") or 2), tap.logger
-    )
+    scheduler = ReportingScheduler(settings.reporting_max_concurrent_jobs, tap.logger)
     return [stream_class(spec, scheduler)(tap) for spec in specs]

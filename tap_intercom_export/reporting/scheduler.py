@@ -18,12 +18,13 @@ from tap_intercom_export.errors import (
     IntercomAPIError,
     IntercomAuthError,
 )
-from tap_intercom_export.jobs.windows import Window, plan_windows
+from tap_intercom_export.jobs.windows import Window
 
 if t.TYPE_CHECKING:
     import logging
 
     from tap_intercom_export.jobs.api import Job
+    from tap_intercom_export.jobs.windows import JobPlan
     from tap_intercom_export.reporting.api import ReportingExportClient
 
 Key = tuple[str, Window]
@@ -31,24 +32,6 @@ PERMISSION_HINT = (
     "grant the access token the 'Export reporting data' permission (OAuth scope "
     "export_reporting_data) in Intercom's Developer Hub to get the reporting_* streams"
 )
-
-
-def chain_windows(
-    start: int, end: int, seconds: int, in_flight: t.Iterable[Window]
-) -> list[Window]:
-    """Windows from start to end, planned around jobs already in flight without gap or overlap.
-
-    The bounds of in-flight jobs are kept, so those jobs are reused.
-    """
-    windows: list[Window] = []
-    cursor = start
-    for window in sorted(set(in_flight)):
-        if window.start < cursor or window.end > end:
-            continue
-        windows += plan_windows(cursor, window.start, seconds)
-        windows.append(window)
-        cursor = window.end
-    return windows + plan_windows(cursor, end, seconds)
 
 
 class ReportingScheduler:
@@ -73,18 +56,16 @@ class ReportingScheduler:
         self,
         stream: str,
         client: ReportingExportClient,
-        windows: list[Window],
-        in_flight: dict[Window, str],
+        plan: JobPlan,
         record: t.Callable[[Window, Job], None],
     ) -> None:
-        """Plan one stream's windows, with the jobs a previous run left in flight."""
+        """Plan one stream's windows, with the jobs a previous run left in flight for them."""
         self.clients[stream] = client
         self.recorders[stream] = record
-        self.order += [(stream, w) for w in windows]
-        for window, job_id in in_flight.items():
-            if window in windows:
-                self.active[(stream, window)] = job_id
-                self.unclaimed.add((stream, window))
+        self.order += [(stream, w) for w in plan.windows]
+        for window, job_id in plan.reused.items():
+            self.active[(stream, window)] = job_id
+            self.unclaimed.add((stream, window))
 
     def windows(self, stream: str) -> list[Window]:
         """The windows planned for `stream`."""

@@ -222,19 +222,20 @@ class RowMapper:
             self.columns.append(attr)
             seen[col] = seen.get(col, 0) + 1
             self.extra_names.append(col if seen[col] == 1 else f"{col}#{seen[col]}")
-        self.unmatched = [
-            n for n, a in zip(self.extra_names, self.columns, strict=True) if a is None
-        ]
-        self.unfit: dict[str, int] = {}
-        self.ragged = 0
+        #: Columns no requested attribute matches (kept in `extra_columns`).
+        self.unknown = [n for n, a in zip(self.extra_names, self.columns, strict=True) if a is None]
+        self.width = len(header)
+        #: Per property, values that did not fit its type (kept as text in `extra_columns`).
+        self.bad_values: dict[str, int] = {}
+        self.ragged_rows = 0
         self._ranks: dict[str, int] = {}
 
-    def record(self, row: list[str], lineage: dict[str, t.Any]) -> dict[str, t.Any]:
+    def type_row(self, row: list[str], lineage: dict[str, t.Any]) -> dict[str, t.Any]:
         """One record: typed values, lineage, unmatched or unfit values in `extra_columns`."""
         out: dict[str, t.Any] = {}
         extra: dict[str, str | None] = {}
         if len(row) != len(self.columns):
-            self.ragged += 1
+            self.ragged_rows += 1
         for i, raw in enumerate(row):
             attr = self.columns[i] if i < len(self.columns) else None
             if attr is None:
@@ -244,7 +245,7 @@ class RowMapper:
             if value is _UNFIT:
                 out[attr.prop] = None
                 extra[attr.prop] = raw
-                self.unfit[attr.prop] = self.unfit.get(attr.prop, 0) + 1
+                self.bad_values[attr.prop] = self.bad_values.get(attr.prop, 0) + 1
             else:
                 out[attr.prop] = value
         for attr in self.columns[len(row) :]:

@@ -1,11 +1,12 @@
-"""A client-side rate limiter shared by every worker of a stream, driven by Intercom's headers.
+"""Intercom's rate-limit headers, and a client-side limiter shared by the workers of a stream.
 
 Intercom counts requests per app in fixed 10-second windows and reports the window on every
-response: `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (unix seconds).
+response: `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (unix seconds);
+a 429 may carry `Retry-After` instead.
 https://developers.intercom.com/docs/references/rest-api/errors/rate-limiting
-Workers take a slot before each request; when the window is used up they all wait for its
-reset instead of collecting 429s, and a 429 (another app spending the same budget) holds them
-all until the reset it names.
+Every request waits on a 429 until the reset it names (client.py); the contact fan-out's workers
+also take a slot before each request, so when the window is used up they all wait for its reset
+instead of collecting 429s.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import threading
 import time
 import typing as t
+from dataclasses import dataclass
 from http import HTTPStatus
 
 #: Longest single pause: a window is 10 s, so more only comes from a skewed clock.
@@ -37,6 +39,39 @@ def _header_float(headers: t.Mapping[str, str], name: str) -> float | None:
         return float(value)
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class RateLimitHeaders:
+    """What a response says about the rate-limit window (None: header absent or unreadable)."""
+
+    limit: float | None
+    remaining: float | None
+    reset: float | None
+    retry_after: float | None
+
+    @classmethod
+    def read(cls, headers: t.Mapping[str, str]) -> RateLimitHeaders:
+        """Read the X-RateLimit-* and Retry-After headers of a response."""
+        return cls(
+            limit=_header_float(headers, "X-RateLimit-Limit"),
+            remaining=_header_float(headers, "X-RateLimit-Remaining"),
+            reset=_header_float(headers, "X-RateLimit-Reset"),
+            retry_after=_header_float(headers, "Retry-After"),
+        )
+
+    def resets_at(self, now: float) -> float | None:
+        """When the window resets: X-RateLimit-Reset while ahead of `now`, else `now` + Retry-After."""
+        if self.reset is not None and self.reset > now:
+            return self.reset
+        if self.retry_after is not None:
+            return now + max(self.retry_after, 0.0)
+        return None
+
+    def wait(self, now: float, max_wait: float = MAX_PAUSE) -> float | None:
+        """Seconds to wait before trying again (just past the reset), None if no header says."""
+        at = self.resets_at(now)
+        return None if at is None else min(at - now + RESET_MARGIN, max_wait)
 
 
 class RateLimiter:
@@ -116,21 +151,19 @@ class RateLimiter:
 
     def observe(self, headers: t.Mapping[str, str], status: int) -> None:
         """Learn the window from a response's headers; on 429, hold every worker until reset."""
-        limit = _header_float(headers, "X-RateLimit-Limit")
-        remaining = _header_float(headers, "X-RateLimit-Remaining")
-        reset = _header_float(headers, "X-RateLimit-Reset")
+        window = RateLimitHeaders.read(headers)
+        remaining, reset = window.remaining, window.reset
         with self._lock:
             now = self.clock()
-            if limit is not None:
-                self.limit = int(limit)
+            if window.limit is not None:
+                self.limit = int(window.limit)
             # The server may not have counted our other requests in flight yet: assume it will.
             others = max(self._in_flight - 1, 0)
             if status == HTTPStatus.TOO_MANY_REQUESTS:
                 self.rate_limited += 1
-                until = reset if reset is not None and reset > now else None
+                until = window.resets_at(now)
                 if until is None:
-                    retry_after = _header_float(headers, "Retry-After")
-                    until = now + (retry_after if retry_after is not None else FALLBACK_PAUSE)
+                    until = now + FALLBACK_PAUSE
                 self._reset = max(self._reset or 0.0, until)
                 self._remaining = 0
                 if self._announced_reset != self._reset:

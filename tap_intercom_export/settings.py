@@ -1,0 +1,350 @@
+"""Every setting of the tap: its type, default, bounds and description, stated once.
+
+`CONFIG_SCHEMA` (the tap's `config_jsonschema`, so `--about`, Meltano and the SDK's validation see
+the same bounds) and `Settings.from_config` (the typed values the streams read, defaults filled in,
+each bad value refused in one line that names the setting) are both built from `SETTINGS`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import typing as t
+from dataclasses import dataclass
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+from singer_sdk import typing as th
+
+from tap_intercom_export.errors import ConfigError
+from tap_intercom_export.timeutil import unix
+
+#: Days before now where a first sync starts when `start_date` is not set.
+DEFAULT_START_DAYS = 30
+#: Intercom's limit of pending reporting export jobs per workspace.
+MAX_PENDING_REPORTING_JOBS = 5
+
+API_HOSTS = {
+    "us": "https://api.intercom.io",
+    "eu": "https://api.eu.intercom.io",
+    "au": "https://api.au.intercom.io",
+}
+
+# bench/bench_pipeline.py: BATCH into target-postgres (use_copy) is ~5x the RECORD pipeline.
+BATCH_CONFIG_DESCRIPTION = (
+    "BATCH files (jsonl, gzip or none) instead of RECORD messages; the message_* streams write "
+    "them straight from the export. Use it with SDK loaders that read batch files "
+    "(target-postgres with use_copy, target-snowflake); leave it unset (RECORD) for "
+    "target-duckdb, target-jsonl and other loaders. README: Loading: RECORD or BATCH."
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: JSON type, default, bounds, and the words of its description and errors."""
+
+    name: str
+    kind: str  # "string", "date-time", "integer", "number" or "strings" (a list of them)
+    title: str
+    description: str
+    default: t.Any = None
+    minimum: int | None = None
+    exclusive_minimum: int | None = None
+    maximum: int | None = None
+    allowed: tuple[str, ...] | None = None
+    required: bool = False
+    secret: bool = False
+    #: What a number counts ("days"), for error messages.
+    unit: str = ""
+    #: Why the bounds are what they are, appended to the error.
+    why: str = ""
+
+    def jsonschema_type(self) -> th.JSONTypeHelper[t.Any]:
+        """The property's type with its bounds (what `--about` and the SDK's validation see)."""
+        if self.kind == "strings":
+            return th.ArrayType(th.StringType)
+        if self.kind in ("integer", "number"):
+            numeric = th.IntegerType if self.kind == "integer" else th.NumberType
+            return numeric(
+                minimum=self.minimum,
+                maximum=self.maximum,
+                exclusive_minimum=self.exclusive_minimum,
+            )
+        return th.DateTimeType() if self.kind == "date-time" else th.StringType()
+
+    def property(self) -> th.Property[t.Any]:
+        """The property of the tap's config schema."""
+        return th.Property(
+            self.name,
+            self.jsonschema_type(),
+            required=self.required,
+            secret=self.secret,
+            default=self.default,
+            allowed_values=list(self.allowed) if self.allowed else None,
+            title=self.title,
+            description=self.description,
+        )
+
+    def requirement(self) -> str:
+        """What a valid value is, in words (`a whole number of days, 1 or more`)."""
+        noun = "a whole number" if self.kind == "integer" else "a number"
+        if self.unit:
+            noun += f" of {self.unit}"
+        if self.exclusive_minimum == 0:
+            return f"{noun} greater than zero"
+        if self.minimum is not None and self.maximum is not None:
+            return f"{noun} from {self.minimum} to {self.maximum}"
+        if self.minimum is not None:
+            return f"{noun}, {self.minimum} or more"
+        return noun
+
+    def read(self, config: t.Mapping[str, t.Any]) -> t.Any:
+        """The setting's value in `config` (its default when unset), or a ConfigError."""
+        value = config.get(self.name)
+        if value is None or value == "":
+            value = self.default
+        if value is None:
+            return None
+        if self.kind == "date-time":
+            return _date_time(self.name, value)
+        if self.kind == "strings":
+            if isinstance(value, (list, tuple)) and all(
+                isinstance(v, str) and v.strip() for v in value
+            ):
+                return tuple(value)
+            msg = f'Setting {self.name}={value!r} must be a list of dataset ids, e.g. ["conversation"].'
+            raise ConfigError(msg)
+        if self.kind == "string":
+            if self.allowed and str(value).lower() not in self.allowed:
+                msg = (
+                    f"Unknown {self.name} {value!r}: set {self.name} to one of "
+                    f"{', '.join(self.allowed)}."
+                )
+                raise ConfigError(msg)
+            return str(value).lower() if self.allowed else str(value)
+        return self._number(value)
+
+    def _number(self, value: t.Any) -> int | float:
+        # The SDK reads JSON numbers from config files as Decimal; a bool is not a number.
+        ok = isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+        number = float(value) if ok else 0.0
+        if self.kind == "integer":
+            ok = ok and number.is_integer()
+        ok = ok and (self.minimum is None or number >= self.minimum)
+        ok = ok and (self.exclusive_minimum is None or number > self.exclusive_minimum)
+        ok = ok and (self.maximum is None or number <= self.maximum)
+        if not ok:
+            why = f" ({self.why})" if self.why else ""
+            msg = f"Setting {self.name}={value!r} must be {self.requirement()}{why}."
+            raise ConfigError(msg)
+        return int(number) if self.kind == "integer" else number
+
+
+def _date_time(name: str, value: t.Any) -> int:
+    try:
+        return unix(value)
+    except (AttributeError, TypeError, ValueError) as exc:
+        msg = (
+            f"Setting {name}={value!r} is not a date-time: use RFC 3339, e.g. 2024-01-31T00:00:00Z."
+        )
+        raise ConfigError(msg) from exc
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "access_token", "string", "Access token",
+        "Intercom access token with the 'Export message data', 'Read events' and 'Read and list "
+        "users and companies' permissions.",
+        required=True, secret=True,
+    ),
+    Setting(
+        "start_date", "date-time", "Start date",
+        f"Earliest message creation time to export (default: {DEFAULT_START_DAYS} days ago). "
+        "Contact events cannot go back further than Intercom's 90 days.",
+    ),
+    Setting(
+        "end_date", "date-time", "End date",
+        "Latest message creation time to export (default: now).",
+    ),
+    Setting(
+        "region", "string", "Region",
+        "Where the workspace is hosted: us (api.intercom.io), eu (api.eu.intercom.io) or au "
+        "(api.au.intercom.io).",
+        default="us", allowed=tuple(API_HOSTS),
+    ),
+    Setting(
+        "api_url", "string", "API URL",
+        "Override of the region's API URL (proxies, tests). http:// is accepted only for "
+        "loopback hosts.",
+    ),
+    Setting(
+        "intercom_version", "string", "Intercom API version",
+        "Sent as the Intercom-Version header.",
+        default="2.14",
+    ),
+    Setting(
+        "export_window_days", "integer", "Export window (days)",
+        "Span of message creation time covered by each export job.",
+        default=7, minimum=1, unit="days",
+    ),
+    Setting(
+        "export_poll_interval_seconds", "number", "Export poll interval (s)",
+        "Longest wait between two status checks of an export job (the first checks come sooner).",
+        default=30, exclusive_minimum=0, unit="seconds",
+    ),
+    Setting(
+        "export_timeout_seconds", "number", "Export timeout (s)",
+        "How long to wait for one export job (or for another workspace job to finish) before "
+        "failing; an unfinished job of ours is resumed by the next run.",
+        default=43200, exclusive_minimum=0, unit="seconds",
+    ),
+    Setting(
+        "export_row_limit", "integer", "Export row limit",
+        "Intercom's cap on the rows of one job: a window whose receipts reach it was truncated "
+        "and is exported again as two halves.",
+        default=10_000_000, minimum=1,
+    ),
+    Setting(
+        "export_lookback_days", "number", "Export lookback (days)",
+        "Re-export the messages of this many days before the bookmark in one job reaching up to "
+        "the run's end, to pick up opens, clicks, replies ... that happened after their window "
+        "was first exported. 0 = off.",
+        default=7, minimum=0, unit="days",
+    ),
+    Setting(
+        "export_lookback_interval_hours", "number", "Export lookback interval (h)",
+        "Run the lookback re-export at most once per this many hours (the state remembers when "
+        "it last ran); 0 = on every run.",
+        default=24, minimum=0, unit="hours",
+    ),
+    Setting(
+        "export_jobs_ahead", "integer", "Export jobs ahead",
+        "1 = create the next window's export job as soon as a window is downloaded, so Intercom "
+        "prepares it while this window's rows are emitted; 0 = one job after another. Intercom "
+        "allows one pending job, so 1 is the most that helps.",
+        default=1, minimum=0, maximum=1, why="0: one job after another, 1: overlap",
+    ),
+    Setting(
+        "max_concurrent_requests", "integer", "Max concurrent requests",
+        "Requests in flight at once while reading contacts' events and event summaries (1 = one "
+        "at a time). Intercom's rate limit still applies: the tap holds requests when "
+        "X-RateLimit-Remaining runs out and resumes when the window resets.",
+        default=8, minimum=1,
+    ),
+    Setting(
+        "events_per_page", "integer", "Events per page",
+        "Events asked for per request when listing a contact's events.",
+        default=50, minimum=1,
+    ),
+    Setting(
+        "event_settle_seconds", "integer", "Event settle time (s)",
+        "contact_events reads events at least this old; newer ones are read by the next run. "
+        "Covers Intercom's ingestion delay so that no late event falls behind the bookmark.",
+        default=300, minimum=0, unit="seconds",
+    ),
+    Setting(
+        "event_summaries_full_refresh_days", "integer", "Event summaries full re-read (days)",
+        "contact_event_summaries re-reads only the summaries of contacts with events created "
+        "since the last run, and every contact's summary once this many days have passed since "
+        "the last full read (catching deleted, backdated or late events). 0 = every run reads "
+        "every summary.",
+        default=7, minimum=0, unit="days",
+    ),
+    Setting(
+        "reporting_datasets", "strings", "Reporting datasets",
+        "Ids of the reporting datasets to offer as reporting_<id> streams (default: every "
+        "dataset the workspace lists). Needs the 'Export reporting data' permission.",
+    ),
+    Setting(
+        "reporting_window_days", "number", "Reporting window (days)",
+        "Span of a reporting dataset's time attribute covered by each reporting export job.",
+        default=7, exclusive_minimum=0, unit="days",
+    ),
+    Setting(
+        "reporting_lookback_days", "number", "Reporting lookback (days)",
+        "Re-export this many days before each reporting stream's bookmark on every run: "
+        "reporting rows change after the fact (a conversation closes days after it started). "
+        "Keys make it an upsert. 0 = off.",
+        default=3, minimum=0, unit="days",
+    ),
+    Setting(
+        "reporting_max_concurrent_jobs", "integer", "Reporting jobs in flight",
+        f"Reporting export jobs pending at once across datasets (1 to {MAX_PENDING_REPORTING_JOBS}). "
+        f"Intercom allows {MAX_PENDING_REPORTING_JOBS} pending per workspace, shared with other "
+        "tools.",
+        default=2, minimum=1, maximum=MAX_PENDING_REPORTING_JOBS,
+        why=f"Intercom allows {MAX_PENDING_REPORTING_JOBS} pending reporting jobs per workspace",
+    ),
+)  # fmt: skip
+
+CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(*(s.property() for s in SETTINGS)).to_dict()
+
+
+def is_loopback(host: str | None) -> bool:
+    """Tell whether a host name or address is this machine."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _api_url(region: str, api_url: str | None) -> str:
+    url = (api_url or API_HOSTS[region]).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and is_loopback(parts.hostname):
+        return url
+    msg = (
+        f"api_url {url!r} is not allowed: use an https:// URL "
+        "(http:// only for loopback hosts such as a local test server)."
+    )
+    raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The tap's settings, read and checked once: defaults filled in, dates as unix seconds."""
+
+    access_token: str
+    start_date: int | None
+    end_date: int | None
+    region: str
+    #: The API root: `api_url` if set (https, or http on loopback), else the region's.
+    api_url: str
+    intercom_version: str
+    export_window_days: int
+    export_poll_interval_seconds: float
+    export_timeout_seconds: float
+    export_row_limit: int
+    export_lookback_days: float
+    export_lookback_interval_hours: float
+    export_jobs_ahead: int
+    max_concurrent_requests: int
+    events_per_page: int
+    event_settle_seconds: int
+    event_summaries_full_refresh_days: int
+    reporting_datasets: tuple[str, ...] | None
+    reporting_window_days: float
+    reporting_lookback_days: float
+    reporting_max_concurrent_jobs: int
+
+    @classmethod
+    def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
+        """Read every setting; the first one that cannot work raises a one-line ConfigError."""
+        values = {s.name: s.read(config) for s in SETTINGS}
+        values["access_token"] = values["access_token"] or ""
+        values["api_url"] = _api_url(values["region"], values["api_url"])
+        start, end = values["start_date"], values["end_date"]
+        if start is not None and end is not None and start >= end:
+            msg = "Setting start_date must be before end_date."
+            raise ConfigError(msg)
+        return cls(**values)
+
+
+def check_config(config: t.Mapping[str, t.Any]) -> Settings:
+    """Refuse settings that cannot work, with one line that names the setting to fix."""
+    return Settings.from_config(config)
