@@ -14,6 +14,7 @@ from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
 from tap_intercom_export import sdk
+from tap_intercom_export.batchformat import check_parquet
 from tap_intercom_export.errors import (
     ExportJobActiveError,
     ExportJobFailedError,
@@ -209,6 +210,14 @@ class IntercomStream(RESTStream):
             details.get("wait") or 0.0,
             reason,
         )
+
+    @override
+    def get_batch_config(self, config: t.Mapping[str, t.Any]) -> sdk.BatchConfig | None:
+        """The SDK's batch_config; Parquet refused in one line for a stream Parquet cannot hold."""
+        batch = super().get_batch_config(config)
+        if batch is not None and batch.encoding.format == "parquet" and self.selected:
+            check_parquet(self)
+        return batch
 
     @override
     def response_error_message(self, response: requests.Response) -> str:

@@ -10,24 +10,31 @@ https://github.com/meltano/sdk/blob/v0.54.9/singer_sdk/streams/core.py
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import sys
 import typing as t
+import weakref
 from datetime import datetime, timezone
 
-from singer_sdk.contrib.msgspec import MsgSpecWriter
+import msgspec.json
+from singer_sdk import metrics
+from singer_sdk.contrib.msgspec import MsgSpecWriter, enc_hook
 
 # The types of `Stream.get_batches`/`get_batch_config`; the SDK exports them from no public module.
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
+from singer_sdk.helpers._state import StateWriter
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
-from singer_sdk.singerlib import RecordMessage
 from singer_sdk.singerlib.messages import SingerMessageType
 from singer_sdk.streams import Stream
 from typing_extensions import override
 
 if t.TYPE_CHECKING:
     import requests
-    from singer_sdk.helpers.types import Context, Record
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context, Record, TapState
     from singer_sdk.singerlib.encoding.simple import Message
     from singer_sdk.streams import RESTStream
 
@@ -35,17 +42,21 @@ __all__ = [
     "BaseBatchFileEncoding",
     "BatchConfig",
     "BufferedMsgSpecWriter",
-    "ExportRecordPath",
+    "FlushingStateWriter",
+    "Rows",
+    "TapRecordLoop",
     "advance_bookmark",
     "commit_state",
     "drop_deselected",
     "maps_change_records",
+    "own_output",
     "parent_record",
     "put_state",
     "send",
     "sync_children",
     "sync_children_after",
     "write_state_now",
+    "writer_encoder",
 ]
 
 
@@ -152,24 +163,41 @@ def maps_change_records(stream: Stream) -> bool:
     return any(not isinstance(m, SameRecordTransform) for m in stream.stream_maps)
 
 
-class ExportRecordPath(Stream):
-    """The per-record path of the message_* streams: rows already typed, no children, no schema walk.
+class Rows(t.Protocol):
+    """A block of typed rows (jobs/rows.py `Block`), as the tap's record loop writes it."""
 
-    The SDK's per-record steps cost more than reading the rows (bench/bench_export.py): the
-    overrides here skip what cannot matter for a stream whose records are typed by the tap, all
-    carry one bookmark value per window, and have no child streams. A tap-owned loop that
-    encodes records in chunks (issue 23) belongs here too.
+    size: int
+
+    def records(self) -> list[Record]:
+        """One dict per row."""
+
+    def column(self, name: str) -> t.Sequence[t.Any]:
+        """One property's values, row by row."""
+
+    def slice(self, start: int, stop: int) -> Rows:
+        """Rows start..stop."""
+
+    def encode_lines(self, encoder: msgspec.json.Encoder, drop: t.Collection[str] = ()) -> bytes:
+        """One JSON line per row, without the properties in `drop`."""
+
+
+class TapRecordLoop(Stream):
+    """The message_* streams' records, written by the tap a block at a time (issue 23).
+
+    The SDK's loop (`Stream._sync_records`) spends more per record than typing it: hooks, a
+    selection walk, a message object and a write each. When nothing needs that per-record
+    work, `get_records` hands its rows to `emit`, which encodes and writes each block itself
+    and yields nothing to the SDK's loop; the SDK still starts and finalizes the sync (starting
+    value, final bookmark, last STATE). The output is the SDK's, byte for byte but for
+    `time_extracted` (one per block): tests/test_record_loop.py compares the two.
     """
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        """Nothing bookmarked yet; deselection not worked out yet."""
+        """The SDK's loop until a sync says otherwise."""
         super().__init__(*args, **kwargs)
-        self._bookmarked: t.Any = None
+        self._tap_loop = False
+        self._counter: metrics.Counter | None = None
         self._deselection: tuple[t.Any, tuple[str, ...] | None] = (None, None)
-
-    def new_window(self) -> None:
-        """A window's rows start: the next record moves the bookmark again."""
-        self._bookmarked = None
 
     def deselected(self) -> tuple[str, ...] | None:
         """Top-level properties the catalog deselects, or None if it deselects nested ones."""
@@ -180,68 +208,208 @@ class ExportRecordPath(Stream):
             self._deselection = (mask, None if nested else names)
         return self._deselection[1]
 
+    def tap_loop_applies(self) -> bool:
+        """Whether nothing this sync needs is done per record by the SDK only.
+
+        Otherwise the SDK's own loop runs: a dry run or `--test` (it counts records to stop), a
+        stream map that changes or copies records, flattening, a `post_process` override,
+        child streams, state partitions, type conformance, or a message writer of another kind.
+        """
+        maps = self.stream_maps
+        return (
+            self.ABORT_AT_RECORD_COUNT is None
+            and len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and not maps[0].flattening_enabled
+            and type(self).post_process is Stream.post_process
+            and not self.child_streams
+            and self.partitions is None
+            and self.replication_method == "INCREMENTAL"
+            and self.TYPE_CONFORMANCE_LEVEL == TypeConformanceLevel.NONE
+            and isinstance(self._tap.message_writer, BufferedMsgSpecWriter)
+        )
+
     @override
-    def _increment_stream_state(
-        self, latest_record: Record, *, context: Context | None = None
-    ) -> None:
-        # Relies on: _sync_records calling this once per record of a selected stream. Every row
-        # of a window carries the same export_window_start and nothing else touches the state
-        # while one window's rows are emitted, so after the first row the SDK's per-record update
-        # (a state lookup and compare per row) would change nothing.
-        value = latest_record.get(t.cast("str", self.replication_key))
-        if value is not None and value == self._bookmarked:
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> t.Generator[Record, t.Any, t.Any]:
+        # Relies on: Stream.sync() running a RECORD sync as `for _ in self._sync_records(context)`
+        # (Stream.get_batches calls it with write_messages=False, which keeps the SDK's loop);
+        # _sync_records calling get_record_counter() once before get_records, then after the
+        # records finalizing the state and calling _write_state_message().
+        self._tap_loop = write_messages and not context and self.tap_loop_applies()
+        try:
+            yield from super()._sync_records(context, write_messages=write_messages)
+        finally:
+            self._tap_loop = False
+
+    @override
+    def get_record_counter(
+        self, *, endpoint: str | None = None, log_interval: float = metrics.DEFAULT_LOG_INTERVAL
+    ) -> metrics.Counter:
+        """The SDK's record counter, kept for the blocks `emit` writes."""
+        self._counter = super().get_record_counter(endpoint=endpoint, log_interval=log_interval)
+        return self._counter
+
+    def emit(self, blocks: t.Iterable[Rows]) -> t.Iterator[Record]:
+        """What get_records yields: each block's records, or (tap's loop) nothing: they are written."""
+        if not self._tap_loop:
+            for block in blocks:
+                yield from block.records()
             return
-        super()._increment_stream_state(latest_record, context=context)
-        self._bookmarked = value
+        writer = t.cast("BufferedMsgSpecWriter", self._tap.message_writer)
+        counter = t.cast("metrics.Counter", self._counter)
+        alias = self.stream_maps[0].stream_alias
+        every = self.STATE_MSG_FREQUENCY
+        written = 0
+        for block in blocks:
+            start = 0
+            while start < block.size:
+                # Parts end where the SDK writes a STATE (every STATE_MSG_FREQUENCY records).
+                stop = min(block.size, start + every - written % every)
+                part = block if (start, stop) == (0, block.size) else block.slice(start, stop)
+                writer.write_records(alias, self._encode(part), self._stream_version)
+                # Relies on: _write_record_message marking the state unflushed after each record.
+                self.state_manager.is_flushed = False
+                self._bookmark(part)
+                written += part.size
+                if written % every == 0:
+                    self._write_state_message()
+                counter.increment(part.size)
+                start = stop
 
-    @override
-    def _process_record(
-        self,
-        record: Record,
-        child_context: Context | None = None,
-        partition_context: Context | None = None,
-    ) -> None:
-        # Relies on: _process_record only adding partition keys to the record and syncing child
-        # streams: the SDK asks every record for child contexts and copies them, a tenth of the
-        # tap's time, for streams that have no children and no partitions.
-        if self.child_streams or partition_context:
-            super()._process_record(record, child_context, partition_context)
+    def _encode(self, part: Rows) -> bytes:
+        drop = self.deselected()
+        if drop is not None:
+            return part.encode_lines(writer_encoder, drop)
+        records = part.records()
+        for record in records:
+            drop_deselected(record, self, None)
+        return writer_encoder.encode_lines(records)
 
-    @override
-    def _generate_record_messages(self, record: Record) -> t.Generator[RecordMessage, None, None]:
-        # Relies on: _write_record_message writing what this yields, and `_stream_version` being
-        # the version RECORD messages carry. The SDK's version walks the selection mask key by
-        # key and the schema value by value for every record: with conformance off
-        # (TYPE_CONFORMANCE_LEVEL NONE) the mask walk alone was a fifth of the tap's time. Here
-        # deselected properties are worked out once per catalog; stream maps are the SDK's own.
-        drop_deselected(record, self, self.deselected())
-        for stream_map in self.stream_maps:
-            mapped = stream_map.transform(record)
-            if mapped is not None:
-                yield RecordMessage(
-                    stream=stream_map.stream_alias,
-                    record=mapped,
-                    version=self._stream_version,
-                    time_extracted=datetime.now(timezone.utc),
-                )
+    def _bookmark(self, part: Rows) -> None:
+        # Relies on: _sync_records calling _increment_stream_state(record, context=None) once
+        # per record, and repeating a value changing nothing (helpers/_state.increment_state).
+        # A sorted stream whose part starts and ends on one value has that value throughout:
+        # one call does what one per record would.
+        values = part.column(t.cast("str", self.replication_key))
+        if self.is_sorted and values[0] == values[-1]:
+            # The SDK reads nothing from the record but its replication key.
+            self._increment_stream_state({t.cast("str", self.replication_key): values[0]})
+            return
+        records = part.records()
+        for i, value in enumerate(values):
+            if i == 0 or value != values[i - 1]:
+                self._increment_stream_state(records[i])
 
 
 # -- output ------------------------------------------------------------------------------------
 
+#: msgspec's encoder as MsgSpecWriter configures it: what the tap's loop encodes records with.
+writer_encoder = msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number")
+
+# RECORDs are written once this much output is waiting (or at the next STATE, SCHEMA, BATCH).
+_BUFFER_BYTES = 1 << 18
+
+_WRITERS: weakref.WeakSet[BufferedMsgSpecWriter] = weakref.WeakSet()
+
 
 class BufferedMsgSpecWriter(MsgSpecWriter):
-    """Writes RECORDs into stdout's buffer and flushes on every other message (STATE, SCHEMA...)."""
+    """Holds RECORDs in a buffer of the tap's own; writes it out at every other message.
+
+    MsgSpecWriter flushes after every message: one write syscall (and, through a pipe, one
+    wake-up of the target) per record, and with PYTHONUNBUFFERED (which some runners set)
+    stdout has no buffer at all. Records only matter to a target once the STATE that covers
+    them arrives, and that STATE goes out through the same buffer after them: writing the
+    buffer there (and at SCHEMA, BATCH, at every point the SDK would write a STATE, and at
+    exit) keeps the order and loses nothing a kill would not lose anyway.
+    """
+
+    def __init__(self) -> None:
+        """An empty buffer, written out at exit if anything is left."""
+        super().__init__()
+        self._buffer = bytearray()
+        self._out: t.TextIO | None = None
+        self._unsynced = False
+        _WRITERS.add(self)
 
     @override
     def write_message(self, message: Message) -> None:
-        """Write one message; flush unless it is a RECORD."""
-        # Relies on: MsgSpecWriter.format_message returning one JSON line (newline included) as
-        # bytes, valid until the next call. MsgSpecWriter flushes after every message: one write
-        # syscall (and, through a pipe, one wake-up of the target) per record. Records only
-        # matter to a target once the STATE that covers them arrives, and that STATE goes
-        # through the same buffer after them, so flushing there keeps the order and loses
-        # nothing a crash would not lose anyway.
-        out = sys.stdout.buffer
-        out.write(self.format_message(message))
+        """Buffer one message; write the buffer out unless it is a RECORD."""
+        # Relies on: MsgSpecWriter.format_message returning one JSON line (newline included)
+        # as bytes, valid until the next call.
+        self._hold(self.format_message(message))
         if message.type != SingerMessageType.RECORD:
-            out.flush()
+            self.flush()
+        elif len(self._buffer) >= _BUFFER_BYTES:
+            self.flush(sync=False)
+
+    def write_records(self, stream: str, lines: bytes, version: int | None) -> None:
+        """Buffer one RECORD per line of `lines` (encoded records), as RecordMessage would write."""
+        # The envelope RecordMessage.to_dict gives, in its key order, around each encoded
+        # record; JSON text never holds a raw newline, so each b"\n" ends one record.
+        head = b'{"type":"RECORD","stream":' + writer_encoder.encode(stream) + b',"record":'
+        tail = b',"version":' + writer_encoder.encode(version) if version is not None else b""
+        tail += b',"time_extracted":' + writer_encoder.encode(datetime.now(timezone.utc)) + b"}\n"
+        body = lines.replace(b"\n", tail + head)  # one copy; the last `head` is cut below
+        self._hold(head)
+        with memoryview(body) as view:
+            self._buffer += view[: len(body) - len(head)]
+        if len(self._buffer) >= _BUFFER_BYTES:
+            self.flush(sync=False)
+
+    def _hold(self, data: bytes | bytearray) -> None:
+        if not self._buffer:
+            # Where these bytes are meant to go, even if stdout is swapped before they are out.
+            self._out = sys.stdout
+        self._buffer += data
+
+    def flush(self, *, sync: bool = True) -> None:
+        """Write what is buffered to stdout (and, `sync`, flush stdout's own buffer)."""
+        out = self._out or sys.stdout
+        if self._buffer:
+            out.flush()  # anything written to the text layer first goes first
+            with memoryview(self._buffer) as view:
+                done = 0
+                while done < len(view):
+                    # An unbuffered stdout (FileIO) may take part of a large write.
+                    done += out.buffer.write(view[done:]) or 0
+            self._buffer.clear()
+            self._unsynced = True
+        if sync and self._unsynced:
+            out.buffer.flush()
+            self._unsynced = False
+
+
+class FlushingStateWriter(StateWriter):
+    """The SDK's STATE writer, which also writes out buffered RECORDs where it skips a STATE."""
+
+    def __init__(self, message_writer: BufferedMsgSpecWriter) -> None:
+        """Write STATEs through `message_writer`."""
+        super().__init__(message_writer)
+        self.records = message_writer
+
+    @override
+    def write_state(self, state: TapState) -> None:
+        """Write the state if it changed; write out the records before it in any case."""
+        # Relies on: StateWriter.write_state skipping a STATE equal to the last one written: the
+        # records buffered since would otherwise wait (the end of a sync whose bookmark did not
+        # move, a dry run stopped at its record limit).
+        super().write_state(state)
+        self.records.flush()
+
+
+def own_output(tap: Tap) -> None:
+    """Make the tap's STATE points write out the records buffered before them."""
+    # Relies on: Tap keeping the StateWriter every STATE goes through in `_state_writer`
+    # (streams reach it as `tap.state_writer`), built on the tap's message writer.
+    writer = tap.message_writer
+    if isinstance(writer, BufferedMsgSpecWriter):
+        tap._state_writer = FlushingStateWriter(writer)  # noqa: SLF001
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for writer in list(_WRITERS):
+        with contextlib.suppress(OSError, ValueError):
+            writer.flush()

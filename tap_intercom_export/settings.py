@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
+from tap_intercom_export.batchformat import check_batch_encoding
 from tap_intercom_export.errors import ConfigError
 from tap_intercom_export.timeutil import unix
 
@@ -31,10 +32,11 @@ API_HOSTS = {
 
 # bench/bench_pipeline.py: BATCH into target-postgres (use_copy) is ~5x the RECORD pipeline.
 BATCH_CONFIG_DESCRIPTION = (
-    "BATCH files (jsonl, gzip or none) instead of RECORD messages; the message_* streams write "
-    "them straight from the export. Use it with SDK loaders that read batch files "
-    "(target-postgres with use_copy, target-snowflake); leave it unset (RECORD) for "
-    "target-duckdb, target-jsonl and other loaders. README: Loading: RECORD or BATCH."
+    "BATCH files (jsonl with gzip or none; parquet, with the parquet extra) instead of RECORD "
+    "messages; the message_* streams write them straight from the export. Use it with SDK "
+    "loaders that read batch files (target-postgres with use_copy, target-snowflake); leave it "
+    "unset (RECORD) for target-duckdb, target-jsonl and other loaders. README: Loading: RECORD "
+    "or BATCH."
 )
 
 
@@ -347,4 +349,8 @@ class Settings:
 
 def check_config(config: t.Mapping[str, t.Any]) -> Settings:
     """Refuse settings that cannot work, with one line that names the setting to fix."""
-    return Settings.from_config(config)
+    settings = Settings.from_config(config)
+    batch = config.get("batch_config")
+    if batch:
+        check_batch_encoding(batch.get("encoding") or {})
+    return settings

@@ -22,10 +22,15 @@ class TapIntercomExport(Tap):
     """Singer tap for Intercom's message data export and contact events."""
 
     name = "tap-intercom-export"
-    # msgspec encoding, flushed at STATE instead of after every record (see sdk.py).
+    # msgspec encoding into a buffer of the tap's own, written out at each STATE (see sdk.py).
     message_writer_class = sdk.BufferedMsgSpecWriter
     # Every setting, its default and its bounds: settings.py.
     config_jsonschema = settings.CONFIG_SCHEMA
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """The SDK's tap, whose STATE points write out the records buffered before them."""
+        super().__init__(*args, **kwargs)
+        sdk.own_output(self)
 
     @override
     @classmethod

@@ -35,6 +35,8 @@ class TapRun:
     messages: list[dict]
     error: BaseException | None = None
     waits: list[float] = field(default_factory=list)
+    #: Every byte the run wrote to stdout.
+    raw: bytes = b""
 
     def records(self, stream: str) -> list[dict]:
         """Records of one stream, in order."""
@@ -101,8 +103,9 @@ def run_tap(
     finally:
         fake_stdout.flush()
         sys.stdout = old
-    lines = buffer.getvalue().decode().splitlines()
-    return TapRun([json.loads(line) for line in lines if line.strip()], error)
+    raw = buffer.getvalue()
+    lines = raw.decode().splitlines()
+    return TapRun([json.loads(line) for line in lines if line.strip()], error, raw=raw)
 
 
 def export_streams() -> list[str]:

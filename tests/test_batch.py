@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from tap_intercom_export.content.schemas import FILE_KINDS
+from tap_intercom_export.errors import ConfigError
+from tap_intercom_export.tap import TapIntercomExport
 from tap_intercom_export.timeutil import unix
 from tests.conftest import export_config, export_streams, run_tap, selection_catalog
 
@@ -117,17 +119,20 @@ def test_deselected_properties_are_not_in_the_files(make_fake, clock, tmp_path) 
     assert len(rows) == 24 and all("email" not in r and r["receipt_id"] for r in rows)
 
 
-def test_unsupported_encoding_is_refused_with_the_setting_named(make_fake, clock, tmp_path) -> None:
-    fake = make_fake()
-    cfg = batch_config(tmp_path)
-    cfg["encoding"]["format"] = "parquet"
-    with pytest.raises(
-        ValueError, match=r"batch_config\.encoding\.format='parquet' is not supported"
-    ):
-        run_tap(
-            export_config(fake, end_date="2023-10-26T00:00:00Z", batch_config=cfg),
-            select=export_streams(),
-        )
+@pytest.mark.parametrize(
+    ("encoding", "message"),
+    [
+        ({"format": "csv"}, r"batch_config\.encoding\.format='csv' is not supported: set it to 'jsonl' or 'parquet'"),
+        ({"format": "jsonl", "compression": "zstd"}, r"batch_config\.encoding\.compression='zstd' is not supported with format 'jsonl': set it to one of 'gzip', 'none'"),
+    ],
+)  # fmt: skip
+def test_unsupported_encoding_is_refused_with_the_setting_named(
+    make_fake, tmp_path, encoding, message
+) -> None:
+    cfg = {**batch_config(tmp_path), "encoding": encoding}
+    config = export_config(make_fake(), batch_config=cfg)
+    with pytest.raises(ConfigError, match=message):
+        TapIntercomExport(config=config, validate_config=False)
 
 
 def test_other_statistics_go_as_batch_files_too(make_fake, clock, tmp_path) -> None:

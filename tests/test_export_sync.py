@@ -199,7 +199,7 @@ def test_unknown_status_names_job_and_status(make_fake, waits) -> None:
 def test_polling_starts_fast_and_settles_on_the_interval(make_fake, waits) -> None:
     fake = make_fake(status_script=["pending"] * 8 + ["completed"])
     run_tap(export_config(fake, end_date="2023-10-26T00:00:00Z", export_poll_interval_seconds=5))
-    assert waits[:8] == [1, 2, 4, 5, 5, 5, 5, 5]
+    assert waits[:8] == [0.25, 0.5, 1, 2, 4, 5, 5, 5]
 
 
 def test_temp_files_are_removed_even_when_the_sync_fails(
@@ -213,16 +213,16 @@ def test_temp_files_are_removed_even_when_the_sync_fails(
     from tap_intercom_export.content import schemas
 
     calls = {"n": 0}
-    original = schemas.RowTyper.type_row
+    original = schemas.RowTyper.type_block
 
-    def explode(self, row, lineage):
+    def explode(self, rows, lineage):
         calls["n"] += 1
-        if calls["n"] == 50:
+        if calls["n"] == 5:
             msg = "target went away"
             raise RuntimeError(msg)
-        return original(self, row, lineage)
+        return original(self, rows, lineage)
 
-    monkeypatch.setattr(schemas.RowTyper, "type_row", explode)
+    monkeypatch.setattr(schemas.RowTyper, "type_block", explode)
     with pytest.raises(RuntimeError):
         run_tap(export_config(fake))
     assert list(tmp_path.iterdir()) == []

@@ -2,7 +2,9 @@
 
 A kill is simulated in-process by raising a BaseException (nothing in the tap or the SDK
 catches it, and no final STATE is written, as with SIGKILL) right after the N-th message
-written, sleep taken or download chunk stored. Each next run starts from the last STATE the
+written (a block of records, for the tap's own record loop), sleep taken or download chunk
+stored. What the tap's stdout buffer held at the kill is lost, as it would be; every STATE the
+tap wrote before the kill must be in the output all the same. Each next run starts from the last STATE the
 killed run wrote. Over all runs, every expected row must be emitted and covered by a STATE
 exactly once ("confirmed"); a row may appear again only if its earlier copy was emitted after
 the killed run's last STATE (the target got it, but the state did not cover it yet).
@@ -10,6 +12,7 @@ the killed run's last STATE (the target got it, but the state did not cover it y
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from datetime import datetime, timezone
@@ -17,6 +20,7 @@ from datetime import datetime, timezone
 import pytest
 from fake_intercom.message_stats import timestamp
 
+from tap_intercom_export import sdk
 from tap_intercom_export.content.schemas import FILE_KINDS
 from tap_intercom_export.jobs.api import ExportClient
 from tap_intercom_export.tap import TapIntercomExport
@@ -39,6 +43,8 @@ class Chaos:
         """No point passed yet, none chosen."""
         self.n = 0
         self.kill_at: int | None = None
+        #: STATE values the tap handed to its writer in this run.
+        self.states: list[dict] = []
 
     def tick(self) -> None:
         """Pass one interruption point; raise Killed if it is the chosen one."""
@@ -57,6 +63,21 @@ def chaos(monkeypatch, clock) -> Chaos:
         chaos.tick()
 
     monkeypatch.setattr(TapIntercomExport, "write_message", write_then_tick)
+    write_records = sdk.BufferedMsgSpecWriter.write_records
+
+    def write_records_then_tick(self, stream, lines, version):
+        write_records(self, stream, lines, version)
+        chaos.tick()
+
+    monkeypatch.setattr(sdk.BufferedMsgSpecWriter, "write_records", write_records_then_tick)
+    write_state = sdk.BufferedMsgSpecWriter.write_message
+
+    def note_states(self, message):
+        write_state(self, message)
+        if message.type == "STATE":
+            chaos.states.append(json.loads(json.dumps(message.value)))
+
+    monkeypatch.setattr(sdk.BufferedMsgSpecWriter, "write_message", note_states)
     sleep = clock.sleep
 
     def sleep_then_tick(seconds: float) -> None:
@@ -129,10 +150,13 @@ def test_random_kills_never_lose_a_row(make_fake, chaos, seed, ahead) -> None:
     kills = 0
     for _ in range(30):
         chaos.n = 0
+        chaos.states = []
         chaos.kill_at = rng.randint(1, 250) if rng.random() < 0.75 else None
         run = run_tap(config, state=state, select=streams, raise_errors=False)
         killed = isinstance(run.error, Killed)
         assert run.error is None or killed, run.error
+        # Every STATE the tap wrote is out, with the records before it.
+        assert run.states == chaos.states
         last_state = max(
             (i for i, m in enumerate(run.messages) if m["type"] == "STATE"), default=-1
         )

@@ -11,6 +11,7 @@ import json
 import typing as t
 
 import pytest
+import yaml
 
 from tap_intercom_export.timeutil import unix
 from tests.e2e_pipeline import (
@@ -24,7 +25,7 @@ from tests.e2e_pipeline import (
     expected_counts,
     reporting_expected,
 )
-from tests.meltano_harness import py_query
+from tests.meltano_harness import REPO, meltano_for, py_query
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -158,3 +159,85 @@ def test_reporting_stream_into_postgres(
     assert summary["row"][2] > 0
     assert summary["columns"]["conversation_started_at"] == "timestamp without time zone"
     assert "Account tier" in summary["columns"]
+
+
+# -- Parquet BATCH ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def parquet_meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
+    """This project with pyarrow in the tap's venv (the `parquet` extra) and in target-postgres'.
+
+    target-postgres reads Parquet batch files only where pyarrow is installed (the SDK's
+    `Sink.process_batch_files`), so its pip_url names it, as a user's meltano.yml would.
+    """
+    base = tmp_path_factory.mktemp("meltano-parquet")
+    project = yaml.safe_load((REPO / "meltano.yml").read_text())
+    [tap] = project["plugins"]["extractors"]
+    tap["pip_url"] = f"-e {REPO}[parquet]"
+    loader = next(p for p in project["plugins"]["loaders"] if p["name"] == "target-postgres")
+    loader["pip_url"] += " pyarrow"
+    project["plugins"]["loaders"] = [loader]
+    (base / "project").mkdir()
+    (base / "project" / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
+    m = meltano_for(base, project=base / "project")
+    m("install", db=base / "install.db")
+    return m
+
+
+TABLES = [
+    "message_receipts",
+    "message_answers_combined",
+    "message_overview",
+    "message_other_statistics",
+]
+
+PG_ROWS = """
+import json, sys, psycopg
+port, password, schema, table = sys.argv[1:5]
+con = psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=password, dbname="warehouse")
+cur = con.cursor()
+cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+            "AND table_name = %s ORDER BY column_name", [schema, table])
+# Job ids and the loader's _sdc_ columns differ from run to run; every other value must not.
+cols = [r[0] for r in cur.fetchall() if r[0] != "export_job_id" and not r[0].startswith("_sdc_")]
+listed = ", ".join(f'"{c}"' for c in cols)
+cur.execute(f'SELECT {listed} FROM "{schema}"."{table}"')
+rows = sorted(json.dumps([str(v) for v in row]) for row in cur.fetchall())
+print(json.dumps({"columns": cols, "rows": rows}))
+"""
+
+
+def test_parquet_batch_lands_the_record_rows(
+    parquet_meltano: Meltano, fake: FakeIntercom, postgres: Postgres, tmp_path: Path
+) -> None:
+    """RECORD and Parquet BATCH files, same export, two schemas: the same rows, typed alike."""
+    select = ["message_*.*"]
+    files = tmp_path / "batches"
+    parquet = {
+        "TAP_INTERCOM_EXPORT_BATCH_CONFIG": json.dumps({
+            "encoding": {"format": "parquet"},
+            "storage": {"root": files.as_uri(), "prefix": "e2e-"},
+            "batch_size": 50,
+        }),
+    }  # fmt: skip
+    for schema, extra in (("intercom_record", {}), ("intercom_parquet", parquet)):
+        pipe = Pipeline(parquet_meltano, fake, "target-postgres", tmp_path / schema,
+                        env={**pg_env(postgres, schema), **extra}, select=select)  # fmt: skip
+        (tmp_path / schema).mkdir()
+        pipe.run(FIRST_END)
+    assert len([p for p in files.iterdir() if "message_receipts" in p.name]) == 4
+    python = parquet_meltano.python("target-postgres")
+
+    def table(schema: str, name: str) -> dict:
+        return py_query(python, PG_ROWS, str(postgres.port), postgres.password, schema, name)
+
+    for name in TABLES:
+        record, batched = table("intercom_record", name), table("intercom_parquet", name)
+        assert record["rows"], name
+        assert batched == record, name
+    summary = py_query(
+        python, PG_SUMMARY, str(postgres.port), postgres.password, "intercom_parquet"
+    )
+    first = expected_counts(fake, [(START, FIRST_END)])
+    assert_first_window(summary, first, timestamp="timestamp without time zone", integer="bigint")

@@ -7,16 +7,19 @@ release changed, so an upgrade says what to look at in sdk.py.
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 import typing as t
+from datetime import datetime, timezone
+from decimal import Decimal
 
 import pytest
 import requests
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
-from singer_sdk.singerlib import RecordMessage, StateMessage
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.helpers._state import StateWriter
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams import RESTStream
 
 from tap_intercom_export import sdk
@@ -319,34 +322,120 @@ def test_children_run_once_every_batch_and_the_final_bookmark_are_out(capsys, tm
 # -- the per-record path of the message_* streams ---------------------------------------------
 
 
-def test_record_hooks_are_called_once_per_record(capsys, monkeypatch) -> None:
-    calls: list[str] = []
-    for hook in ("_increment_stream_state", "_process_record", "_generate_record_messages"):
-        original = getattr(Stream, hook)
+def test_a_record_sync_runs_sync_records_and_batches_run_it_without_messages(tmp_path) -> None:
+    calls: list[tuple[object, bool]] = []
 
-        def spy(self, *args, _hook=hook, _original=original, **kwargs):
-            calls.append(_hook)
-            return _original(self, *args, **kwargs)
+    class Watched(Numbers):
+        name = "watched"
 
-        monkeypatch.setattr(Stream, hook, spy)
+        def _sync_records(self, context=None, *, write_messages=True):
+            calls.append((context, write_messages))
+            return super()._sync_records(context, write_messages=write_messages)
+
+    make_tap(Watched).streams["watched"].sync()
+    assert calls == [(None, True)], (
+        SDK + "Stream.sync() no longer runs a RECORD sync through _sync_records(context) "
+        "(sdk.TapRecordLoop decides there whether the tap's loop writes the records)"
+    )
+    calls.clear()
+    batch = {"encoding": {"format": "jsonl", "compression": "none"},
+             "storage": {"root": f"file://{tmp_path}", "prefix": "c-"}}  # fmt: skip
+    make_tap(Watched, config={"batch_config": batch}).streams["watched"].sync()
+    assert calls == [(None, False)], (
+        SDK + "the default get_batches no longer reads records through "
+        "_sync_records(context, write_messages=False) (sdk.TapRecordLoop keeps the SDK's loop "
+        "for it)"
+    )
+
+
+def test_sync_records_counts_with_one_counter_and_ends_with_the_final_state(capsys) -> None:
+    order: list[str] = []
+
+    class Ordered(Numbers):
+        name = "ordered"
+
+        def get_record_counter(self, **kwargs):
+            order.append("counter")
+            return super().get_record_counter(**kwargs)
+
+        def get_records(self, context):  # noqa: ARG002 - the SDK's hook
+            order.append("records")
+            # As the tap's loop does: nothing yielded, the bookmark moved by the stream.
+            self._increment_stream_state({"at": ROWS[-1]["at"]})
+            self.state_manager.is_flushed = False
+            return iter(())
+
+    stream = make_tap(Ordered).streams["ordered"]
+    stream.sync()
+    assert order == ["counter", "records"], (
+        SDK + "_sync_records no longer asks get_record_counter() once, before get_records "
+        "(sdk.TapRecordLoop counts its blocks with that counter)"
+    )
+    final = states(capsys)[-1]["bookmarks"]["ordered"]
+    assert final.get("replication_key_value") == ROWS[-1]["at"], (
+        SDK + "_sync_records no longer finalizes the state and writes the last STATE after "
+        "get_records (sdk.TapRecordLoop leaves both to it)"
+    )
+
+
+def test_each_record_marks_the_state_unflushed_and_moves_the_bookmark_once(monkeypatch) -> None:
+    seen: list[tuple[bool, object]] = []
+    increment = Stream._increment_stream_state
+
+    def spy(self, latest_record, *, context=None):
+        seen.append((self.state_manager.is_flushed, context))
+        return increment(self, latest_record, context=context)
+
+    monkeypatch.setattr(Stream, "_increment_stream_state", spy)
     stream = make_tap(Numbers).streams["numbers"]
     stream.sync()
-    assert calls.count("_process_record") == 3, (
-        SDK + "Stream._sync_records no longer calls _process_record(record, child_context, "
-        "partition_context) once per record (sdk.ExportRecordPath skips it)"
+    assert seen == [(False, None)] * 3, (
+        SDK + "_sync_records no longer calls _increment_stream_state(record, context=None) once "
+        "per record, after _write_record_message marked the state unflushed (sdk.TapRecordLoop "
+        "does both per block)"
     )
-    assert calls.count("_increment_stream_state") == 3, (
-        SDK + "Stream._sync_records no longer calls _increment_stream_state(record, context=) "
-        "once per record (sdk.ExportRecordPath skips the repeats of a window)"
+    stream._increment_stream_state({"at": "2024-02-01T00:00:00+00:00"})
+    stream._increment_stream_state({"at": "2024-02-01T00:00:00+00:00"})
+    assert stream.stream_state["replication_key_value"] == "2024-02-01T00:00:00+00:00", (
+        SDK + "_increment_stream_state needs more of a record than its replication key, or a "
+        "repeated value changes the state (sdk.TapRecordLoop moves it once per block)"
     )
-    assert calls.count("_generate_record_messages") == 3, (
-        SDK
-        + "Stream._write_record_message no longer writes what _generate_record_messages(record) "
-        "yields (sdk.ExportRecordPath yields its own RecordMessages)"
+
+
+def test_a_state_every_state_msg_frequency_records(capsys) -> None:
+    class Often(Numbers):
+        name = "often"
+        STATE_MSG_FREQUENCY = 2
+
+    make_tap(Often).streams["often"].sync()
+    types = [m["type"] for m in messages(capsys)]
+    assert types == ["SCHEMA", "RECORD", "RECORD", "STATE", "RECORD", "STATE"], (
+        SDK + "_sync_records no longer writes a STATE after every STATE_MSG_FREQUENCY-th record "
+        "and one at the end (sdk.TapRecordLoop cuts its blocks where the SDK writes one)"
     )
-    records = [m for m in messages(capsys) if m["type"] == "RECORD"]
-    assert len(records) == 3 and isinstance(stream._stream_version, (int, type(None))), (
-        SDK + "Stream._stream_version is gone (the version RECORD messages carry)"
+
+
+def test_a_dry_run_sets_a_record_limit_on_its_streams() -> None:
+    tap = make_tap(Numbers)
+    tap.run_sync_dry_run(dry_run_record_limit=1)
+    assert tap.streams["numbers"].ABORT_AT_RECORD_COUNT == 1, (
+        SDK + "a dry run (`--test`) no longer sets Stream.ABORT_AT_RECORD_COUNT "
+        "(sdk.TapRecordLoop leaves dry runs to the SDK's loop by it)"
+    )
+
+
+def test_maps_and_flattening_show_in_stream_maps() -> None:
+    [plain] = make_tap(Numbers).streams["numbers"].stream_maps
+    assert type(plain) is SameRecordTransform and not plain.flattening_enabled
+    flat = make_tap(Numbers, config={"flattening_enabled": True, "flattening_max_depth": 1})
+    [flattening] = flat.streams["numbers"].stream_maps
+    assert flattening.flattening_enabled, (
+        SDK + "flattening no longer shows as stream_maps[0].flattening_enabled "
+        "(sdk.TapRecordLoop leaves flattening to the SDK's loop by it)"
+    )
+    copied = make_tap(Numbers, config={"stream_maps": {"copy": {"__source__": "numbers"}}})
+    assert len(copied.streams["numbers"].stream_maps) == 2, (
+        SDK + "a stream map that copies a stream no longer adds a map to the source stream"
     )
 
 
@@ -408,24 +497,42 @@ def test_msgspec_writer_formats_one_json_line() -> None:
     )
 
 
-def test_buffered_writer_flushes_at_state_only(monkeypatch) -> None:
-    class Out(io.TextIOWrapper):
-        pass
+def test_a_record_message_is_the_envelope_the_tap_writes() -> None:
+    at = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    record = {"a": Decimal("1.5"), "b": None, "c": {"d": "é"}}
+    expected = MsgSpecWriter().format_message(
+        RecordMessage(stream="s", record=record, version=7, time_extracted=at)
+    )
+    head = b'{"type":"RECORD","stream":"s","record":'
+    tail = b',"version":7,"time_extracted":' + sdk.writer_encoder.encode(at) + b"}\n"
+    assert bytes(expected) == head + sdk.writer_encoder.encode(record) + tail, (
+        SDK + "MsgSpecWriter no longer writes a RECORD as type, stream, record, version, "
+        "time_extracted encoded as contrib.msgspec's encoder does (sdk.BufferedMsgSpecWriter"
+        ".write_records writes that envelope around the records it encodes)"
+    )
 
-    sink = io.BytesIO()
-    out = Out(sink, encoding="utf-8")
-    flushes: list[int] = []
-    monkeypatch.setattr(out.buffer, "flush", lambda: flushes.append(len(sink.getvalue())))
-    monkeypatch.setattr(sys, "stdout", out)
-    writer = sdk.BufferedMsgSpecWriter()
-    writer.write_message(RecordMessage(stream="s", record={"a": 1}))
-    assert flushes == []
-    writer.write_message(StateMessage(value={"bookmarks": {}}))
-    assert len(flushes) == 1 and flushes[0] == len(sink.getvalue())
+
+def test_every_state_goes_through_the_tap_state_writer(capsys) -> None:
+    written: list[dict] = []
+
+    class Spy(StateWriter):
+        def write_state(self, state):
+            written.append(state)
+            super().write_state(state)
+
+    tap = make_tap(Numbers)
+    assert isinstance(tap._state_writer, StateWriter) and tap.state_writer is tap._state_writer
+    tap._state_writer = Spy(tap.message_writer)
+    tap.sync_all()
+    assert written and len(states(capsys)) == len(written) - 1, (
+        SDK + "STATE messages no longer all go through Tap._state_writer (sdk.own_output puts "
+        "its flushing StateWriter there), or StateWriter.write_state no longer skips a state "
+        "equal to the last one (here: the final one, unchanged)"
+    )
 
 
 @pytest.mark.parametrize("hook", ["_request", "_write_state_message", "_increment_stream_state",
-                                  "_process_record", "_generate_record_messages"])  # fmt: skip
+                                  "_sync_records", "_state_writer"])  # fmt: skip
 def test_private_hooks_still_exist(hook: str) -> None:
-    owner = RESTStream if hook == "_request" else Stream
-    assert callable(getattr(owner, hook, None)), f"{SDK}{owner.__name__}.{hook} is gone (sdk.py)"
+    owner = {"_request": RESTStream, "_state_writer": make_tap(Numbers)}.get(hook, Stream)
+    assert getattr(owner, hook, None) is not None, f"{SDK}{hook} is gone (sdk.py)"

@@ -1,114 +1,138 @@
-"""BATCH output: typed rows written straight into JSONL batch files, one BATCH message per file.
+"""BATCH output: typed rows written straight into batch files, one BATCH message per file.
 
 The SDK's own batcher (singer_sdk/batch.py, 0.54.9) takes records from the per-record RECORD
 path and holds a whole batch in memory before it writes it (~0.5 GB at 100k rows). Here the rows
-of each archive member go from the CSV reader to the file as they are typed, `batch_size` rows a
+of each archive member go from the CSV reader to the file a block at a time, `batch_size` rows a
 file at most, so memory stays flat whatever the window's size. Files follow the SDK's
-`batch_config` shape (encoding jsonl, compression gzip or none; storage root and prefix), which
-is what SDK-based loaders read back:
+`batch_config` shape (encoding jsonl or parquet, its compression; storage root and prefix),
+which is what SDK-based loaders read back (`Sink.process_batch_files`):
 https://sdk.meltano.com/en/latest/batch.html
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
-import itertools
 import typing as t
 import uuid
 
-import msgspec.json
+from typing_extensions import override
 
 from tap_intercom_export import sdk
-from tap_intercom_export.errors import ConfigError
+from tap_intercom_export.batchformat import check_batch_encoding
 
 if t.TYPE_CHECKING:
     from singer_sdk.streams import Stream
 
-#: Rows encoded per write: large enough to amortise the call, small enough to stay flat.
-_CHUNK = 2000
+    from tap_intercom_export.jobs.rows import Block
 
 # Batch files are read once by the loader and then thrown away: the fastest gzip level keeps
 # the tap's CPU time near the RECORD path's, and the file stays a few times smaller than the text.
 _GZIP_LEVEL = 1
 
 
-def check_batch_config(config: sdk.BatchConfig) -> None:
-    """Refuse encodings this tap does not write, with the setting to change."""
-    if config.encoding.format != "jsonl":
-        msg = (
-            f"batch_config.encoding.format={config.encoding.format!r} is not supported: "
-            "set it to 'jsonl' (the format SDK-based loaders such as target-postgres read)."
-        )
-        raise ValueError(msg)
-    if config.encoding.compression not in ("gzip", "none", None):
-        msg = (
-            f"batch_config.encoding.compression={config.encoding.compression!r} is not "
-            "supported: set it to 'gzip' or 'none'."
-        )
-        raise ValueError(msg)
+class BatchFiles:
+    """Writes one stream's blocks into files of at most `batch_size` rows each."""
 
-
-class BatchFileWriter:
-    """Writes one stream's rows into batch files of at most `batch_size` rows each."""
+    #: File name ending, after `<prefix><tap>--<stream>-<uuid>-<n>`.
+    suffix = ""
+    #: Whether the blocks' date-times are to be microseconds since 1970 (else RFC 3339 text).
+    times_us = False
 
     def __init__(self, config: sdk.BatchConfig, tap_name: str, stream_name: str) -> None:
-        """Name files like the SDK does: `<prefix><tap>--<stream>-<uuid>-<n>.json[.gz]`."""
-        check_batch_config(config)
+        """Name files like the SDK does: `<prefix><tap>--<stream>-<uuid>-<n><suffix>`."""
+        check_batch_encoding(
+            {"format": config.encoding.format, "compression": config.encoding.compression}
+        )
         self.config = config
-        self.gzip = config.encoding.compression == "gzip"
         self.size = max(int(config.batch_size or 1), 1)
         self.sync_id = f"{tap_name}--{stream_name}-{uuid.uuid4()}"
         self.files = 0
-        # Rows are JSON-ready (text, numbers, null, objects of text): no hook for other types.
-        self.encoder = msgspec.json.Encoder()
 
-    def write(self, rows: t.Iterable[dict[str, t.Any]]) -> t.Iterator[tuple[str, int]]:
-        """Write `rows` into as many files as they need; yield (URL, rows) as each is closed."""
-        rows = iter(rows)
-        while True:
-            head = next(rows, None)
-            if head is None:
-                return
-            self.files += 1
-            storage = self.config.storage
-            name = f"{storage.prefix or ''}{self.sync_id}-{self.files}.json" + (
-                ".gz" if self.gzip else ""
-            )
-            count = 0
-            with storage.open(name, "wb") as raw:
-                out = (
-                    gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=_GZIP_LEVEL)
-                    if self.gzip
-                    else raw
-                )
-                try:
-                    rest = itertools.islice(rows, self.size - 1)
-                    chunk = [head]
-                    while chunk:
-                        out.write(self.encoder.encode_lines(chunk))
-                        count += len(chunk)
-                        chunk = list(itertools.islice(rest, _CHUNK))
-                finally:
-                    if out is not raw:
-                        out.close()
-            yield storage.get_url(name), count
+    def write(self, blocks: t.Iterable[Block]) -> t.Iterator[tuple[str, int]]:
+        """Write `blocks` into as many files as they need; yield (URL, rows) as each is closed."""
+        count = 0
+        with contextlib.ExitStack() as self._files:
+            for block in blocks:
+                start = 0
+                while start < block.size:
+                    if not count:
+                        self.files += 1
+                        name = f"{self.config.storage.prefix or ''}{self.sync_id}-{self.files}"
+                        self.name = name + self.suffix
+                        raw = self._files.enter_context(self.config.storage.open(self.name, "wb"))
+                        self.open(t.cast("t.BinaryIO", raw))
+                    stop = min(block.size, start + self.size - count)
+                    part = block if (start, stop) == (0, block.size) else block.slice(start, stop)
+                    taken = self.append(part)
+                    count += taken
+                    start += taken
+                    if count == self.size or taken < part.size:
+                        yield self.finish(), count
+                        count = 0
+            if count:
+                yield self.finish(), count
+
+    def finish(self) -> str:
+        """Close the file being written; its URL."""
+        self.close()
+        self._files.close()
+        return self.config.storage.get_url(self.name)
+
+    def open(self, raw: t.BinaryIO) -> None:
+        """Start writing a file into `raw`."""
+        raise NotImplementedError
+
+    def append(self, part: Block) -> int:
+        """Add the leading rows of `part` that fit this file (all, or at least one in a new file)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish the file (the storage closes `raw`)."""
+        raise NotImplementedError
 
 
-def selected_only(
-    rows: t.Iterable[dict[str, t.Any]], stream: Stream, deselected: tuple[str, ...] | None
-) -> t.Iterator[dict[str, t.Any]]:
-    """Rows without the properties the catalog deselects (what a RECORD would carry).
+class JsonlFiles(BatchFiles):
+    """JSON Lines, one record per line (gzip or plain), as the SDK's JSONLinesBatcher writes."""
 
-    `deselected` are top-level names to drop, or None to walk the stream's selection mask.
-    """
-    # The SDK writes a batch's manifest once per stream map without applying it to the files,
-    # so a map that changes rows (e.g. hashes e-mails) would silently not happen.
-    if sdk.maps_change_records(stream):
-        msg = (
-            f"Stream maps that change {stream.name} cannot be applied to BATCH files: "
-            "remove batch_config or the stream map of this stream."
+    def __init__(
+        self,
+        config: sdk.BatchConfig,
+        tap_name: str,
+        stream: Stream,
+        deselected: tuple[str, ...] | None,
+    ) -> None:
+        """Rows of `stream` without the properties the catalog deselects."""
+        super().__init__(config, tap_name, stream.name)
+        self.stream = stream
+        self.deselected = deselected
+        self.gzip = config.encoding.compression == "gzip"
+        self.suffix = ".json.gz" if self.gzip else ".json"
+        self._out: t.BinaryIO | gzip.GzipFile | None = None
+
+    @override
+    def open(self, raw: t.BinaryIO) -> None:
+        """Write into `raw`, through gzip if asked."""
+        self._out = (
+            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=_GZIP_LEVEL) if self.gzip else raw
         )
-        raise ConfigError(msg)
-    for record in rows:
-        sdk.drop_deselected(record, stream, deselected)
-        yield record
+
+    @override
+    def append(self, part: Block) -> int:
+        """Encode every row of `part` (what a RECORD would carry) into the file."""
+        out = t.cast("t.BinaryIO", self._out)
+        if self.deselected is not None:
+            out.write(part.encode_lines(sdk.writer_encoder, self.deselected))
+        else:
+            records = part.records()
+            for record in records:
+                sdk.drop_deselected(record, self.stream, None)
+            out.write(sdk.writer_encoder.encode_lines(records))
+        return part.size
+
+    @override
+    def close(self) -> None:
+        """End the gzip stream (the storage closes the file)."""
+        if isinstance(self._out, gzip.GzipFile):
+            self._out.close()
+        self._out = None

@@ -8,10 +8,17 @@ everything else (ids included) is text. An empty field is null.
 
 from __future__ import annotations
 
-import operator
 import typing as t
 from dataclasses import dataclass
-from datetime import datetime, timezone
+
+from tap_intercom_export.content.values import (
+    time_column,
+    to_datetime,
+    to_integer,
+    to_number,
+    to_timestamp_us,
+)
+from tap_intercom_export.jobs.rows import Block
 
 DATETIME = "date-time"
 INTEGER = "integer"
@@ -182,65 +189,6 @@ FILE_KINDS: dict[str, FileKind] = {
 }  # fmt: skip
 
 
-# --- value conversion ------------------------------------------------------------------------
-
-_UTC = timezone.utc
-# `YYYY-MM-DDTHH:MM:` by unix minute: formatting a datetime costs more than the rest of a row's
-# typing, and an export's timestamps crowd into few minutes. Bounded, so memory stays flat.
-_MINUTES: dict[int, str] = {}
-_MINUTES_KEPT = 1 << 14
-# Longest unix timestamp taken as one (seconds, with a fraction): anything longer is not a time.
-_UNIX_MAX_LEN = 14
-_INTERCOM_UTC_LEN = len("YYYY-MM-DD HH:MM:SS UTC")
-_SECONDS = [f"{s:02d}+00:00" for s in range(60)]
-
-
-def to_datetime(value: str) -> str:
-    """Turn unix seconds or Intercom's `YYYY-MM-DD HH:MM:SS UTC` into RFC 3339 (UTC)."""
-    # Fast paths for the two spellings Intercom writes (a few timestamps per row, millions of
-    # rows); both give exactly what the general path below gives.
-    if value.isdigit() and len(value) <= _UNIX_MAX_LEN:
-        minute, second = divmod(int(value), 60)
-        prefix = _MINUTES.get(minute)
-        if prefix is None:
-            if len(_MINUTES) >= _MINUTES_KEPT:
-                _MINUTES.clear()
-            prefix = datetime.fromtimestamp(minute * 60, _UTC).isoformat()[:17]
-            _MINUTES[minute] = prefix
-        return prefix + _SECONDS[second]
-    if len(value) == _INTERCOM_UTC_LEN and value.endswith(" UTC"):
-        naive = datetime.fromisoformat(value[:19])
-        if naive.tzinfo is None:
-            return naive.isoformat() + "+00:00"
-    head = value[:1]
-    if head.isdigit() and len(value) <= _UNIX_MAX_LEN and value.replace(".", "", 1).isdigit():
-        return datetime.fromtimestamp(float(value), _UTC).isoformat()
-    if value.endswith(" UTC"):
-        value = value[:-4]
-    elif value.endswith("Z"):
-        value = value[:-1]
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=_UTC)
-    return parsed.astimezone(_UTC).isoformat()
-
-
-def to_integer(value: str) -> int:
-    """Read a count, tolerating `12.0` and thousands separators."""
-    try:
-        return int(value)
-    except ValueError:
-        number = float(value.replace(",", ""))
-        if not number.is_integer():
-            raise
-        return int(number)
-
-
-def to_number(value: str) -> float:
-    """Read a rate; a trailing `%` is dropped and the number kept as written."""
-    return float(value.removesuffix("%"))
-
-
 CONVERTERS: dict[str, t.Callable[[str], t.Any] | None] = {
     DATETIME: to_datetime,
     INTEGER: to_integer,
@@ -252,70 +200,106 @@ CONVERTERS: dict[str, t.Callable[[str], t.Any] | None] = {
 class RowTyper:
     """Turns the CSV rows of one member into typed records, keeping whatever does not fit."""
 
-    def __init__(self, spec: FileKind, header: list[str]) -> None:
-        """Plan one converter per column of this member's header."""
+    def __init__(self, spec: FileKind, header: list[str], *, times_us: bool = False) -> None:
+        """Plan one converter per column of this member's header.
+
+        `times_us`: date-times as microseconds since 1970 (for Parquet), not RFC 3339 text.
+        """
+        converters = {**CONVERTERS, DATETIME: to_timestamp_us} if times_us else CONVERTERS
         self.spec = spec
         self.header = header
         known = set(spec.columns)
         self.unknown = [h for h in header if h not in known]
         self.missing = [c for c in spec.columns if c not in set(header)]
-        self.plan = [
-            (i, name, CONVERTERS[column_type(name)] if name in known else None, name in known)
-            for i, name in enumerate(header)
-        ]
         self.width = len(header)
         self.ragged_rows = 0
         self.bad_values: dict[str, int] = {}
-        # The fast path's plan, for rows as wide as the header (all but ragged rows): known
-        # columns as (name, converter) zipped with the row, unknown ones picked apart.
-        known_idx = [i for i, _, _, ok in self.plan if ok]
-        self._known = [(name, convert) for _, name, convert, ok in self.plan if ok]
-        self._pick = None if known_idx == list(range(len(known_idx))) else _picker(known_idx)
-        self._extras = [(i, name) for i, name, _, ok in self.plan if not ok]
+        #: Known columns as (position, name, converter, whether it is a time), in header order.
+        self._known = [
+            (i, name, converters[column_type(name)], column_type(name) == DATETIME)
+            for i, name in enumerate(header)
+            if name in known
+        ]
+        self._unknown = [(i, name) for i, name in enumerate(header) if name not in known]
+        self._times_us = times_us
 
     def type_row(self, row: list[str], lineage: dict[str, t.Any]) -> dict[str, t.Any]:
         """Build one record: typed known columns, extras as text, lineage columns."""
-        if len(row) != self.width:
-            return self._type_row_slow(row, lineage)
-        record: dict[str, t.Any] = dict.fromkeys(self.missing) if self.missing else {}
-        extra: dict[str, str | None] = (
-            {name: row[i] or None for i, name in self._extras} if self._extras else {}
-        )
-        # zip over a precomputed plan: no per-column tuple indexing or bounds checks, which
-        # profiling showed to cost more than the conversions themselves.
-        for (name, convert), value in zip(
-            self._known,
-            row if self._pick is None else self._pick(row),
-            strict=False,  # as before: a ragged row must never raise mid-sync
-        ):
-            if not value:
-                record[name] = None
-            elif convert is None:
-                record[name] = value
-            else:
+        return self.type_block([row], lineage).records()[0]
+
+    def type_block(self, rows: list[list[str]], lineage: dict[str, t.Any]) -> Block:
+        """Type rows column by column: missing columns, known ones, extra_columns, lineage.
+
+        Each column is converted in one comprehension (a column that is empty in every row costs
+        one scan), which is what makes the export's CSV-to-output path cheaper than a row loop.
+        """
+        n = len(rows)
+        surplus = self._square(rows) if set(map(len, rows)) != {self.width} else {}
+        cells = list(zip(*rows, strict=True)) if self.width else []
+        nulls: list[t.Any] = [None] * n
+        columns: dict[str, t.Sequence[t.Any]] = dict.fromkeys(self.missing, nulls)
+        uniform = {*self.missing, *lineage}
+        extras: list[dict[str, str | None] | None]
+        if self._unknown:
+            names = [name for _, name in self._unknown]
+            texts = [[v or None for v in cells[i]] for i, _ in self._unknown]
+            extras = [dict(zip(names, values, strict=True)) for values in zip(*texts, strict=True)]
+        else:
+            extras = [None] * n
+        for i, name, convert, is_time in self._known:
+            column = cells[i]
+            if not any(column):
+                columns[name] = nulls
+                uniform.add(name)
+                continue
+            if convert is None:
+                columns[name] = [v or None for v in column]
+                continue
+            typed = time_column(column, micros=self._times_us) if is_time else None
+            if typed is None:
                 try:
-                    record[name] = convert(value)
+                    typed = [convert(v) if v else None for v in column]
                 except (ValueError, OverflowError):
-                    record[name] = None
-                    extra[name] = value
-                    self.bad_values[name] = self.bad_values.get(name, 0) + 1
-        record[EXTRA_COLUMNS] = extra or None
-        record.update(lineage)
-        return record
+                    typed = self._convert_keeping_bad(name, convert, column, extras)
+            columns[name] = typed
+        for r, spill in surplus.items():
+            extras[r] = {**(extras[r] or {}), **spill}
+        columns[EXTRA_COLUMNS] = extras
+        for key, value in lineage.items():
+            columns[key] = [value] * n
+        return Block(n, columns=columns, uniform=frozenset(uniform))
 
-    def _type_row_slow(self, row: list[str], lineage: dict[str, t.Any]) -> dict[str, t.Any]:
+    def _square(self, rows: list[list[str]]) -> dict[int, dict[str, str]]:
         # A ragged row keeps what it has: missing fields become empty (null), surplus fields
-        # go to extra_columns as column_<n>.
-        self.ragged_rows += 1
-        surplus = {f"column_{j + 1}": row[j] for j in range(self.width, len(row))}
-        record = self.type_row([*row[: self.width], *[""] * (self.width - len(row))], lineage)
-        if surplus:
-            record[EXTRA_COLUMNS] = {**(record[EXTRA_COLUMNS] or {}), **surplus}
-        return record
+        # go to extra_columns as column_<n>. Rows are padded or cut in place.
+        width, surplus = self.width, {}
+        for r, row in enumerate(rows):
+            if len(row) == width:
+                continue
+            self.ragged_rows += 1
+            if len(row) > width:
+                surplus[r] = {f"column_{j + 1}": row[j] for j in range(width, len(row))}
+            rows[r] = [*row[:width], *[""] * (width - len(row))]
+        return surplus
 
-
-def _picker(indexes: list[int]) -> t.Callable[[list[str]], t.Sequence[str]]:
-    if len(indexes) == 1:
-        only = indexes[0]
-        return lambda row: (row[only],)
-    return operator.itemgetter(*indexes)
+    def _convert_keeping_bad(
+        self,
+        name: str,
+        convert: t.Callable[[str], t.Any],
+        column: t.Sequence[str],
+        extras: list[dict[str, str | None] | None],
+    ) -> list[t.Any]:
+        # A value that does not fit its type is null in its column and kept as text in
+        # extra_columns, counted for the member's warning.
+        out: list[t.Any] = []
+        for r, value in enumerate(column):
+            if not value:
+                out.append(None)
+                continue
+            try:
+                out.append(convert(value))
+            except (ValueError, OverflowError):
+                out.append(None)
+                extras[r] = {**(extras[r] or {}), name: value}
+                self.bad_values[name] = self.bad_values.get(name, 0) + 1
+        return out

@@ -6,6 +6,7 @@ bookmark is the end of the last window whose rows it has fully emitted.
 
 from __future__ import annotations
 
+import functools
 import typing as t
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -13,22 +14,25 @@ from typing_extensions import override
 
 from tap_intercom_export import sdk
 from tap_intercom_export.content.base import ExportWindowStream
-from tap_intercom_export.content.batch import BatchFileWriter, selected_only
+from tap_intercom_export.content.batch import BatchFiles, JsonlFiles
 from tap_intercom_export.content.ledger import MessageExportJobsStream
 from tap_intercom_export.content.schemas import FILE_KINDS, FileKind, RowTyper
+from tap_intercom_export.errors import ConfigError
 from tap_intercom_export.jobs.rows import MemberReader, Typer
 from tap_intercom_export.timeutil import iso
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
+    from singer_sdk.streams import Stream
 
     from tap_intercom_export.jobs.archive import Member
     from tap_intercom_export.jobs.model import WindowExport
+    from tap_intercom_export.jobs.rows import Block
 
 __all__ = ["MESSAGE_STAT_STREAMS", "MessageExportJobsStream", "MessageStatStream"]
 
 
-class MessageStatStream(ExportWindowStream, sdk.ExportRecordPath):
+class MessageStatStream(ExportWindowStream, sdk.TapRecordLoop):
     """Rows of one CSV file kind of the export archive, typed by `schemas.FILE_KINDS`."""
 
     parent_stream_type = MessageExportJobsStream
@@ -61,24 +65,30 @@ class MessageStatStream(ExportWindowStream, sdk.ExportRecordPath):
         """The archive members this stream reads: its file kind's."""
         return result.archive.kinds().get(self.spec.kind, []) if result.archive else []
 
-    def typer(self, member: Member, header: list[str]) -> Typer:  # noqa: ARG002 - the reader's interface
-        """How one member's rows become records."""
-        return RowTyper(self.spec, header)
+    def typer(self, member: Member, header: list[str], *, times_us: bool = False) -> Typer:  # noqa: ARG002 - the reader's interface
+        """How one member's rows become records (`times_us`: date-times as microseconds)."""
+        return RowTyper(self.spec, header, times_us=times_us)
 
-    def _typed_rows(self, result: WindowExport) -> t.Iterator[dict[str, t.Any]]:
+    def _blocks(self, result: WindowExport, *, times_us: bool = False) -> t.Iterator[Block]:
         """This stream's rows of the window, typed, member after member; counted in `result.rows`."""
-        return self.reader.records(
-            result, self.members(result), self.typer, result.rows, self.rows_key or self.spec.kind
+        return self.reader.blocks(
+            result,
+            self.members(result),
+            functools.partial(self.typer, times_us=times_us),
+            result.rows,
+            self.rows_key or self.spec.kind,
         )
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """Emit this kind's rows of the window the parent has on disk, then move the bookmark."""
-        self.new_window()
+        """Emit this kind's rows of the window the parent has on disk, then move the bookmark.
+
+        The tap writes them itself when it can (sdk.TapRecordLoop.emit): then none is yielded.
+        """
         result = self._window()
         if result is None:
             return
-        yield from self._typed_rows(result)
+        yield from self.emit(self._blocks(result))
         self.advance_bookmark(result.window.end)
 
     @override
@@ -92,17 +102,39 @@ class MessageStatStream(ExportWindowStream, sdk.ExportRecordPath):
         The SDK writes each BATCH message, then a STATE, before asking for the next file; the
         bookmark moves to the window's end only after the last file is announced.
         """
-        self.new_window()
         result = self._window()
         if result is None:
             return
-        writer = BatchFileWriter(batch_config, self.tap_name, self.name)
-        rows = selected_only(self._typed_rows(result), self, self.deselected())
-        for url, _rows in writer.write(rows):
+        writer = batch_files(batch_config, self.tap_name, self, self.deselected())
+        blocks = self._blocks(result, times_us=writer.times_us)
+        for url, _rows in writer.write(blocks):
             yield batch_config.encoding, [url]
             # As with RECORDs: a window partly announced leaves the bookmark at its start.
             sdk.advance_bookmark(self, iso(result.window.start))
         self.advance_bookmark(result.window.end)
+
+
+def batch_files(
+    config: sdk.BatchConfig, tap_name: str, stream: Stream, deselected: tuple[str, ...] | None
+) -> BatchFiles:
+    """The writer of `config`'s format for `stream`; refused if a stream map would change rows.
+
+    `deselected` are top-level names to drop, or None to walk the stream's selection mask.
+    """
+    # The SDK writes a batch's manifest once per stream map without applying it to the files,
+    # so a map that changes rows (e.g. hashes e-mails) would silently not happen.
+    if sdk.maps_change_records(stream):
+        msg = (
+            f"Stream maps that change {stream.name} cannot be applied to BATCH files: "
+            "remove batch_config or the stream map of this stream."
+        )
+        raise ConfigError(msg)
+    if config.encoding.format == "parquet":
+        # pyarrow (the `parquet` extra) is imported only when Parquet is asked for.
+        from tap_intercom_export.content.parquet import ParquetFiles  # noqa: PLC0415
+
+        return ParquetFiles(config, tap_name, stream, deselected)
+    return JsonlFiles(config, tap_name, stream, deselected)
 
 
 def _stat_stream(spec: FileKind) -> type[MessageStatStream]:

@@ -1,0 +1,205 @@
+"""Parquet BATCH files, written from the typed columns of each block (pyarrow, the `parquet` extra).
+
+Each stream's JSON schema gives the Parquet schema: `date-time` strings become UTC timestamps
+(microseconds), integers int64, numbers float64, text strings. Rows are gathered into row groups
+of at most `ROW_GROUP_ROWS`, so memory stays flat however many rows a file holds.
+
+SDK-based loaders read a Parquet batch file with `pyarrow.parquet.read_table(...).to_pylist()`
+(singer_sdk/sinks/core.py `process_batch_files`, 0.54.9, which target-postgres 0.8.1 uses
+unchanged): a value reaches the loader as that gives it back. So an object column (`extra_columns`,
+`data`: keys that vary from file to file) is a struct whose fields are exactly the keys of its
+rows: a struct gives back every field of its type, and a row with other keys than the file's
+first (or a first key where the file started without any) starts a new file instead. Rows of one
+member share their keys, so this splits a window's files only where a row has a value that did
+not fit its type. A number that is not finite is null, as msgspec writes it in JSON.
+
+Only `pyarrow` and `pyarrow.parquet` are imported (no `pyarrow.compute`: a C cast of the text
+would load another ~16 MB): date-times come from the typer as microseconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import typing as t
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from typing_extensions import override
+
+from tap_intercom_export import batchformat as fmt
+from tap_intercom_export import sdk
+from tap_intercom_export.content.batch import BatchFiles
+from tap_intercom_export.jobs.rows import Block
+
+if t.TYPE_CHECKING:
+    from singer_sdk.streams import Stream
+
+#: Rows per row group: a few MB of Arrow data for the widest file kind (receipts), which with
+#: pyarrow's own ~70 MB keeps the tap under 150 MB (bench/bench_export.py).
+ROW_GROUP_ROWS = 10_000
+
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+_FLOAT = pa.float64()
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: Arrow types of the Parquet kinds (a text object's struct fields are per file).
+_ARROW = {
+    fmt.TIMESTAMP: _TIMESTAMP,
+    fmt.TEXT: pa.string(),
+    fmt.INTEGER: pa.int64(),
+    fmt.NUMBER: _FLOAT,
+    fmt.BOOLEAN: pa.bool_(),
+}
+
+
+class ParquetFiles(BatchFiles):
+    """Parquet files of one stream's selected properties, one row group per ROW_GROUP_ROWS rows."""
+
+    suffix = ".parquet"
+    times_us = True
+
+    def __init__(
+        self,
+        config: sdk.BatchConfig,
+        tap_name: str,
+        stream: Stream,
+        deselected: tuple[str, ...] | None,
+    ) -> None:
+        """Columns: the schema's properties the catalog selects."""
+        super().__init__(config, tap_name, stream.name)
+        self.stream = stream
+        self.deselected = deselected
+        fmt.check_parquet(stream)
+        mask = stream.mask
+        kinds = {
+            name: t.cast("str", fmt.parquet_kind(prop))
+            for name, prop in stream.schema["properties"].items()
+            if mask[("properties", name)]
+        }
+        #: Arrow type per column (None: a text object, a struct per file).
+        self.types = {name: _ARROW.get(kind) for name, kind in kinds.items()}
+        self.objects = [name for name, kind in self.types.items() if kind is None]
+        # pyarrow's default codec (snappy) unless a codec is named, as the SDK's batcher does.
+        compression = config.encoding.compression
+        self.compression = compression or "snappy"
+        self._raw: t.BinaryIO | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+        #: Per object column, the keys of this file's struct (None: the file has none).
+        self._keys: dict[str, tuple[str, ...] | None] = {}
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+
+    @override
+    def open(self, raw: t.BinaryIO) -> None:
+        """Start a file; its schema waits for its first rows (the keys of its object columns)."""
+        self._raw = raw
+        self._writer = None
+
+    @override
+    def append(self, part: Block) -> int:
+        """Add the leading rows of `part` whose object keys match this file's (0: none do)."""
+        if self.deselected is None:
+            records = part.records()
+            for record in records:
+                sdk.drop_deselected(record, self.stream, None)
+            part = Block.of_records(records)
+        keys = {name: _keys(part.column(name)) for name in self.objects}
+        if self._writer is None:
+            self._start({name: rows[0] if rows else None for name, rows in keys.items()})
+        taken = part.size
+        for name, rows in keys.items():
+            if rows:
+                mine = self._keys[name]
+                taken = min(
+                    taken,
+                    next((i for i, k in enumerate(rows) if k is not None and k != mine), taken),
+                )
+        if not taken:
+            return 0
+        if taken < part.size:
+            part = part.slice(0, taken)
+        schema = t.cast("pa.Schema", self._schema)
+        arrays = [
+            _repeat(part.column(f.name)[0], f.type, taken)
+            if f.name in part.uniform
+            else _array(part.column(f.name), f.type)
+            for f in schema
+        ]
+        self._pending.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+        self._pending_rows += taken
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self._write_group()
+        return taken
+
+    def _start(self, keys: dict[str, tuple[str, ...] | None]) -> None:
+        self._keys = keys
+        fields = []
+        for name, kind in self.types.items():
+            if kind is None:
+                mine = keys[name]
+                fields.append(
+                    pa.field(
+                        name, pa.struct([(k, pa.string()) for k in mine]) if mine else pa.null()
+                    )
+                )
+            else:
+                fields.append(pa.field(name, kind))
+        self._schema = pa.schema(fields)
+        # No dictionary pages: a batch file is read once, whole; without them it is written
+        # and read about twice as fast and, for these columns, is no bigger.
+        self._writer = pq.ParquetWriter(
+            self._raw, self._schema, compression=self.compression, use_dictionary=False
+        )
+
+    def _write_group(self) -> None:
+        if self._pending:
+            table = pa.Table.from_batches(self._pending)
+            t.cast("pq.ParquetWriter", self._writer).write_table(
+                table, row_group_size=table.num_rows
+            )
+            self._pending = []
+            self._pending_rows = 0
+
+    @override
+    def close(self) -> None:
+        """Write the last row group and the footer."""
+        self._write_group()
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = None
+
+
+def _keys(values: t.Sequence[t.Any]) -> list[tuple[str, ...] | None] | None:
+    """Each row's object keys, or None when no row has an object."""
+    if values.count(None) == len(values):
+        return None
+    return [None if v is None else tuple(v) for v in values]
+
+
+def _array(values: t.Sequence[t.Any], kind: pa.DataType) -> pa.Array:
+    """One column of a block as Arrow (the typer's values, as a loader would read them)."""
+    if kind == _TIMESTAMP:
+        first = next((v for v in values if v is not None), None)
+        if isinstance(first, str):
+            # The typer gives microseconds (RowTyper times_us); other typers give RFC 3339.
+            values = [_micros(v) if v is not None else None for v in values]
+    elif kind == _FLOAT:
+        values = [v if v is None or math.isfinite(v) else None for v in values]
+    return pa.array(values, kind)
+
+
+def _repeat(value: t.Any, kind: pa.DataType, size: int) -> pa.Array:
+    """A column of one repeated value (lineage, or null throughout)."""
+    if value is None:
+        return pa.nulls(size, kind)
+    if kind == _TIMESTAMP and isinstance(value, str):
+        value = _micros(value)
+    return pa.repeat(pa.scalar(value, kind), size)
+
+
+@functools.lru_cache(maxsize=1024)
+def _micros(value: str) -> int:
+    """Microseconds since 1970 of an RFC 3339 time with an offset (as the typers write them)."""
+    return (datetime.fromisoformat(value) - _EPOCH) // timedelta(microseconds=1)
