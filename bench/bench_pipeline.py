@@ -1,19 +1,22 @@
 """Benchmark whole pipelines side by side: where the time goes between Intercom and the warehouse.
 
-    .venv/bin/python bench/bench_pipeline.py                    # 100k receipts (~305k rows), ~4 min
+    .venv/bin/python bench/bench_pipeline.py                    # 100k receipts (~305k rows), ~8 min
     .venv/bin/python bench/bench_pipeline.py --receipts 5000    # smoke run
     .venv/bin/python bench/bench_pipeline.py --rss-receipts 1000000   # plus tap RSS with BATCH at 1M
 
 One generated export, served by the fake Intercom API on loopback, goes through:
-  * tap > /dev/null                         - the tap alone (RECORD);
-  * tap | <DuckDB loader of meltano.yml>    - the embedded warehouse;
-  * tap | target-postgres (RECORD)          - meltanolabs target-postgres, as meltano.yml pins it;
-  * tap | target-postgres (BATCH)           - the same with batch_config jsonl + gzip;
-  * tap (BATCH files only) at --rss-receipts  - the tap's peak RSS with BATCH on a big export.
+  * tap > /dev/null                            - the tap alone (RECORD);
+  * tap | <DuckDB loader of meltano.yml>       - the embedded warehouse;
+  * tap | target-postgres (RECORD)             - meltanolabs target-postgres, as meltano.yml pins it;
+  * tap | target-postgres (BATCH jsonl.gz)     - the same with batch_config jsonl + gzip;
+  * tap | target-postgres (BATCH parquet)      - the same with Parquet batch files;
+  * tap (BATCH files only) at --rss-receipts   - the tap's peak RSS with BATCH on a big export.
+The tap and the PostgreSQL pipelines run with PYTHONUNBUFFERED unset and set (`--unbuffered`).
 Every pipeline is checked to land every row. The loaders are installed once by Meltano (from
 meltano.yml) under .cache/bench-meltano and run directly, `tap | target`, so the timing is the
-pipeline's and not Meltano's; PostgreSQL is a throwaway server on loopback from the machine's
-server binaries (as in tests/test_meltano_postgres.py).
+pipeline's and not Meltano's; pyarrow is added to target-postgres' venv (it reads Parquet batch
+files only with it). PostgreSQL is a throwaway server on loopback from the machine's server
+binaries (as in tests/test_meltano_postgres.py).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bench_export import T0, TOKEN, export_catalog, make_archive, tap_config  # noqa: E402
+from bench_export import ENVS, T0, TOKEN, child_env, export_catalog, make_archive, tap_config  # noqa: E402
 from fake_intercom import build  # noqa: E402
 
 MELTANO = REPO / ".venv-meltano" / "bin" / "meltano"
@@ -49,6 +52,7 @@ class Result:
     """One timed pipeline."""
 
     name: str
+    env: str
     rows: int
     seconds: float
     tap_rss_mb: float
@@ -107,6 +111,16 @@ def install(names: list[str]) -> dict[str, Path]:
                            capture_output=True, timeout=900)  # fmt: skip
         exes[name] = venv / "bin"
     return exes
+
+
+def add_pyarrow(bindir: Path) -> None:
+    """Pyarrow in a loader's venv: SDK loaders read Parquet batch files only with it."""
+    python = bindir / "python"
+    have = subprocess.run([str(python), "-c", "import pyarrow"], check=False, capture_output=True)
+    if have.returncode:
+        uv = REPO / ".venv-meltano" / "bin" / "uv"
+        subprocess.run([str(uv), "pip", "install", "-q", "--python", str(python), "pyarrow"],
+                       check=True, timeout=900)  # fmt: skip
 
 
 @dataclass
@@ -172,12 +186,15 @@ def start_postgres() -> Postgres:
     return Postgres(port, root, stop)
 
 
-def timed_pipeline(name: str, rows: int, tap: list[str], target: list[str] | None) -> Result:
+def timed_pipeline(
+    name: str, rows: int, tap: list[str], target: list[str] | None, env: str = "unset"
+) -> Result:
     """Run `tap | target` (or tap > /dev/null); wall time and the tap's own peak RSS."""
     with tempfile.TemporaryFile() as tap_err, tempfile.TemporaryFile() as target_err, \
             open(os.devnull, "wb") as null:  # noqa: PTH123  # fmt: skip
         started = time.perf_counter()
-        producer = subprocess.Popen(tap, stdout=subprocess.PIPE if target else null, stderr=tap_err)
+        producer = subprocess.Popen(tap, stdout=subprocess.PIPE if target else null,
+                                    stderr=tap_err, env=child_env(ENVS[env]))  # fmt: skip
         consumer = None
         if target:
             consumer = subprocess.Popen(
@@ -195,7 +212,7 @@ def timed_pipeline(name: str, rows: int, tap: list[str], target: list[str] | Non
                 sys.stderr.write(err.read().decode(errors="replace")[-3000:])
                 msg = f"{name}: {proc.args[0]} exited with {proc.returncode}"
                 raise SystemExit(msg)
-    return Result(name, rows, seconds, usage.ru_maxrss / 1024)
+    return Result(name, env, rows, seconds, usage.ru_maxrss / 1024)
 
 
 PG_COUNT = """
@@ -240,11 +257,11 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:  # noqa: PLR0915
         "--pg", action="append", default=[], metavar="KEY=JSON",
         help="override a target-postgres setting of meltano.yml, e.g. --pg use_copy=false",
     )  # fmt: skip
-    parser.add_argument(
-        "--compression", choices=["gzip", "none"], default="gzip", help="BATCH file compression"
-    )
+    parser.add_argument("--unbuffered", choices=["both", *ENVS], default="both",
+                        help="run the tap with PYTHONUNBUFFERED unset, set or both")  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    envs = list(ENVS) if args.unbuffered == "both" else [args.unbuffered]
     names = loaders()
     pg_settings = postgres_settings()
     for item in args.pg:
@@ -253,6 +270,8 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:  # noqa: PLR0915
     bins = install([name for name, _ in names.values()])
     (duck_name, duck_cmd), (pg_name, pg_cmd) = names["duckdb"], names["postgres"]
     duck_bin, pg_bin = bins[duck_name], bins[pg_name]
+    add_pyarrow(pg_bin)
+    load_before = [round(x, 1) for x in os.getloadavg()]
     pg = start_postgres()
     fake = build(token=TOKEN, start=T0, end=T0 + 86400, receipts_per_day=24)
     fake.exports.status_script = ["completed"]
@@ -263,76 +282,79 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:  # noqa: PLR0915
             archive, rows = make_archive(workdir, args.receipts)
             fake.exports.archive_override = lambda _job, path: os.link(archive, path)
             fake.start()
-            record_cfg = tap_config(fake.url, workdir, batch=False)
-            batch_cfg = tap_config(fake.url, workdir, batch=True, compression=args.compression)
-            catalog = export_catalog(record_cfg, workdir)
-            tap = [
-                sys.executable,
-                "-m",
-                "tap_intercom_export",
-                "--catalog",
-                str(catalog),
-                "--config",
-            ]
-            results.append(timed_pipeline("tap > /dev/null", rows, [*tap, str(record_cfg)], None))
-
+            configs = {
+                "RECORD": tap_config(fake.url, workdir, batch=False),
+                "BATCH jsonl.gz": tap_config(fake.url, workdir, batch=True, fmt="jsonl"),
+                "BATCH parquet": tap_config(fake.url, workdir, batch=True, fmt="parquet"),
+            }
+            catalog = export_catalog(configs["RECORD"], workdir)
+            tap = [sys.executable, "-m", "tap_intercom_export", "--catalog", str(catalog),
+                   "--config"]  # fmt: skip
             duck_cfg = workdir / "duck.json"
             duck_db = workdir / "bench.duckdb"
             duck_cfg.write_text(
                 json.dumps({"filepath": str(duck_db), "default_target_schema": "intercom"})
             )
-            results.append(timed_pipeline(f"tap | {duck_cmd}", rows, [*tap, str(record_cfg)],
+            results.append(timed_pipeline(f"tap | {duck_cmd}", rows, [*tap, str(configs["RECORD"])],
                                           [str(duck_bin / duck_cmd), "--config", str(duck_cfg)]))  # fmt: skip
             assert landed(duck_bin / "python", DUCK_COUNT, str(duck_db)) == rows, "DuckDB lost rows"
-
-            for mode, cfg in (("RECORD", record_cfg), ("BATCH", batch_cfg)):
-                schema = f"bench_{mode.lower()}"
-                pg_cfg = workdir / f"pg-{mode}.json"
-                pg_cfg.write_text(json.dumps({
-                    **pg_settings, "host": "127.0.0.1", "port": pg.port, "user": "postgres",
-                    "password": "bench", "database": "warehouse", "default_target_schema": schema,
-                }))  # fmt: skip
-                results.append(timed_pipeline(f"tap | target-postgres ({mode})", rows, [*tap, str(cfg)],
-                                              [str(pg_bin / pg_cmd), "--config", str(pg_cfg)]))  # fmt: skip
-                assert landed(pg_bin / "python", PG_COUNT, str(pg.port), schema) == rows, (
-                    f"{mode} lost rows"
-                )
-                shutil.rmtree(workdir / "batches", ignore_errors=True)
+            for env in envs:
+                results.append(timed_pipeline("tap > /dev/null", rows, [*tap, str(configs["RECORD"])],
+                                              None, env))  # fmt: skip
+                for mode, cfg in configs.items():
+                    schema = f"bench_{mode.split()[-1].replace('.', '_').lower()}_{env}"
+                    pg_cfg = workdir / f"pg-{schema}.json"
+                    pg_cfg.write_text(json.dumps({
+                        **pg_settings, "host": "127.0.0.1", "port": pg.port, "user": "postgres",
+                        "password": "bench", "database": "warehouse", "default_target_schema": schema,
+                    }))  # fmt: skip
+                    results.append(timed_pipeline(f"tap | target-postgres ({mode})", rows, [*tap, str(cfg)],
+                                                  [str(pg_bin / pg_cmd), "--config", str(pg_cfg)], env))  # fmt: skip
+                    assert landed(pg_bin / "python", PG_COUNT, str(pg.port), schema) == rows, (
+                        f"{mode} lost rows"
+                    )
+                    shutil.rmtree(workdir / "batches", ignore_errors=True)
             archive.unlink()
             if args.rss_receipts:
                 big, big_rows = make_archive(workdir, args.rss_receipts)
                 fake.exports.archive_override = lambda _job, path: os.link(big, path)
-                results.append(timed_pipeline(f"tap BATCH files, {args.rss_receipts:,} receipts", big_rows,
-                                              [*tap, str(batch_cfg)], None))  # fmt: skip
+                for mode in ("BATCH jsonl.gz", "BATCH parquet"):
+                    results.append(timed_pipeline(f"tap {mode} files, {args.rss_receipts:,} receipts",
+                                                  big_rows, [*tap, str(configs[mode])], None))  # fmt: skip
+                    shutil.rmtree(workdir / "batches", ignore_errors=True)
     finally:
         fake.stop()
         pg.stop()
-    by = {r.name: r for r in results}
-    speedup = (
-        by["tap | target-postgres (BATCH)"].rows_per_s
-        / by["tap | target-postgres (RECORD)"].rows_per_s
-    )
+    by = {(r.name, r.env): r for r in results}
+    ratios = {
+        env: {
+            mode: by[f"tap | target-postgres ({mode})", env].rows_per_s
+            / by["tap | target-postgres (RECORD)", env].rows_per_s
+            for mode in ("BATCH jsonl.gz", "BATCH parquet")
+        }
+        for env in envs
+    }
     out = {
         "receipts": args.receipts,
-        "runs": [{"name": r.name, "rows": r.rows, "seconds": round(r.seconds, 2),
+        "runs": [{"name": r.name, "PYTHONUNBUFFERED": r.env, "rows": r.rows, "seconds": round(r.seconds, 2),
                   "rows_per_s": round(r.rows_per_s), "tap_peak_rss_mb": round(r.tap_rss_mb, 1)} for r in results],
-        "postgres_batch_over_record": round(speedup, 2),
+        "postgres_throughput_over_record": ratios,
         "target_postgres_settings": pg_settings,
-        "batch_compression": args.compression,
-        "load_average": os.getloadavg(),
+        "load_average": [load_before, [round(x, 1) for x in os.getloadavg()]],
     }  # fmt: skip
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"{'pipeline':<44} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'tap RSS MB':>11}")
+        print(f"{'pipeline':<44} {'PYTHONUNBUFFERED':<17} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'tap RSS MB':>11}")  # fmt: skip
         for r in results:
+            print(f"{r.name:<44} {r.env:<17} {r.rows:>10,} {r.seconds:>8.2f} {r.rows_per_s:>9,.0f} {r.tap_rss_mb:>11.1f}")  # fmt: skip
+        print(f"target-postgres settings (meltano.yml + --pg): {json.dumps(pg_settings)}")
+        for env, by_mode in ratios.items():
+            text = ", ".join(f"{mode} {ratio:.2f}x" for mode, ratio in by_mode.items())
             print(
-                f"{r.name:<44} {r.rows:>10,} {r.seconds:>8.2f} {r.rows_per_s:>9,.0f} {r.tap_rss_mb:>11.1f}"
+                f"PostgreSQL throughput / RECORD, PYTHONUNBUFFERED {env}: {text}; same row counts"
             )
-        print(f"target-postgres settings (meltano.yml + --pg): {json.dumps(pg_settings)}; "
-              f"BATCH compression: {args.compression}")  # fmt: skip
-        print(f"PostgreSQL BATCH / RECORD pipeline throughput: {speedup:.2f}x")
-        print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*out["load_average"]))
+        print("load average (1, 5, 15 min) before / after: {} / {}".format(*out["load_average"]))
     return out
 
 
