@@ -253,7 +253,8 @@ class RowTyper:
                 uniform.add(name)
                 continue
             if convert is None:
-                columns[name] = [v or None for v in column]
+                # Text as it is, but empty fields null (a full column is kept as it came).
+                columns[name] = column if all(column) else [v or None for v in column]
                 continue
             typed = time_column(column, micros=self._times_us) if is_time else None
             if typed is None:
