@@ -95,7 +95,7 @@ def test_columns_matched_one_by_one_duplicates_kept_apart() -> None:
         {"export_job_id": "j"},
     )
     assert record["Brand"] == "people's" and record["Brand_2"] == "conversation's"
-    assert record["conversation_started_at"] == "2024-01-02T03:04:05"
+    assert record["conversation_started_at"] == "2024-01-02T03:04:05+00:00"
     assert record["time_to_close"] is None
     assert record["extra_columns"] == {"time_to_close": "n/a", "surprise": "a", "surprise#2": "b"}
     assert mapper.unknown == ["surprise", "surprise#2"] and mapper.bad_values == {
