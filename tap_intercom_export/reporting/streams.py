@@ -28,6 +28,7 @@ from tap_intercom_export.timeutil import iso
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
+    from tap_intercom_export import sdk
     from tap_intercom_export.jobs.archive import Member
     from tap_intercom_export.jobs.model import WindowExport
     from tap_intercom_export.jobs.windows import Window
@@ -158,6 +159,16 @@ class ReportingStream(ExportJobStream):
         self.scheduler.started(self.name, window, job)
 
     # -- sync -------------------------------------------------------------------------------
+
+    @override
+    def get_batch_config(self, config: t.Mapping[str, t.Any]) -> sdk.BatchConfig | None:
+        """RECORD even with batch_config.
+
+        Each window's bookmark is written as soon as its rows are emitted (window_done); the
+        SDK's default BATCH path announces a file only once it is full, after that STATE, so a
+        kill in between would lose rows behind the bookmark.
+        """
+        return None
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
