@@ -12,12 +12,11 @@ import typing as t
 from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from singer_sdk import typing as th
 
 from tap_intercom_export.errors import ConfigError
-from tap_intercom_export.timeutil import unix
+from tap_intercom_export.timeutil import known_zone, unix
 
 #: Days before now where a first sync starts when `start_date` is not set.
 DEFAULT_START_DAYS = 30
@@ -155,18 +154,14 @@ def _date_time(name: str, value: t.Any) -> int:
 
 
 def _timezone(name: str, value: t.Any) -> str:
-    text = str(value).strip()
-    if text.upper() in ("UTC", "Z"):
-        return "UTC"
-    try:
-        ZoneInfo(text)
-    except (ValueError, ZoneInfoNotFoundError) as exc:
+    zone = known_zone(value)
+    if zone is None:
         msg = (
             f"Setting {name}={value!r} is not a time zone: use an IANA name such as "
             "America/New_York, Europe/Paris or UTC."
         )
-        raise ConfigError(msg) from exc
-    return text
+        raise ConfigError(msg)
+    return zone
 
 
 SETTINGS: tuple[Setting, ...] = (

@@ -227,6 +227,17 @@ def test_catalog_rebuilds_streams_without_discovery(make_fake, rclock) -> None:
             "reporting_datasets='conversation' must be a list of dataset ids",
         ),
         (
+            "reporting_timezone",
+            "EST-5",
+            "reporting_timezone='EST-5' is not a time zone: use an IANA name such as America/",
+        ),
+        ("reporting_timezone", "America", "reporting_timezone='America' is not a time zone"),
+        (
+            "reporting_retention_days",
+            0,
+            "reporting_retention_days=0 must be a whole number of days, 1 or more",
+        ),
+        (
             "reporting_datasets",
             ["nope"],
             "reporting_datasets names dataset\\(s\\) this workspace does not list: nope",

@@ -18,13 +18,14 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_intercom_export.client import IntercomStream
 from tap_intercom_export.errors import IntercomAPIError, IntercomError
+from tap_intercom_export.timeutil import known_zone
 
 if t.TYPE_CHECKING:
     import logging
@@ -128,12 +129,11 @@ def _workspace_zone(tap: Tap) -> str:
         response.close()
     app = body.get("app") if isinstance(body, dict) else None
     name = app.get("timezone") if isinstance(app, dict) else None
-    try:
-        ZoneInfo(str(name))
-    except (ValueError, ZoneInfoNotFoundError) as exc:
+    zone = known_zone(name) if name else None
+    if zone is None:
         msg = f"GET /me named no time zone this machine knows (app.timezone: {name!r})"
-        raise IntercomError(msg) from exc
-    return str(name)
+        raise IntercomError(msg)
+    return zone
 
 
 def resolve(tap: Tap, settings: Settings, logger: logging.Logger) -> ReportingZone:
