@@ -14,6 +14,7 @@ from typing_extensions import override
 
 from tap_intercom_export import sdk
 from tap_intercom_export.client import IntercomStream
+from tap_intercom_export.jobs.model import JOB_KEY, JOB_OUTCOME
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -38,21 +39,11 @@ class ReportingExportJobsStream(IntercomStream):
     check_sorted = False
 
     schema = th.PropertiesList(
-        th.Property("job_identifier", th.StringType, required=True),
+        *JOB_KEY,
         th.Property("dataset", th.StringType, required=True, description="Reporting dataset id"),
-        th.Property("window_start", th.DateTimeType, required=True),
-        th.Property("window_end", th.DateTimeType, required=True),
         th.Property("start_time", th.IntegerType, description="Intercom's bound, unix s"),
         th.Property("end_time", th.IntegerType, description="Intercom's bound, unix s"),
-        th.Property("status", th.StringType),
-        th.Property("attempts", th.IntegerType),
-        th.Property("resumed", th.BooleanType),
-        th.Property("created_at", th.DateTimeType),
-        th.Property("completed_at", th.DateTimeType),
-        th.Property("poll_seconds", th.NumberType),
-        th.Property("download_seconds", th.NumberType),
-        th.Property("download_bytes", th.IntegerType),
-        th.Property("container", th.StringType),
+        *JOB_OUTCOME,
         th.Property("attributes", th.IntegerType, description="Attribute ids requested"),
         th.Property("rows", th.IntegerType, description="Rows emitted"),
         th.Property(
