@@ -16,12 +16,14 @@ from urllib.parse import urlsplit
 from singer_sdk import typing as th
 
 from tap_intercom_export.errors import ConfigError
-from tap_intercom_export.timeutil import unix
+from tap_intercom_export.timeutil import known_zone, unix
 
 #: Days before now where a first sync starts when `start_date` is not set.
 DEFAULT_START_DAYS = 30
 #: Intercom's limit of pending reporting export jobs per workspace.
 MAX_PENDING_REPORTING_JOBS = 5
+#: Intercom keeps reporting data this long by default (2 years; 3 with extended retention).
+REPORTING_RETENTION_DAYS = 730
 
 API_HOSTS = {
     "us": "https://api.intercom.io",
@@ -43,7 +45,7 @@ class Setting:
     """One setting: JSON type, default, bounds, and the words of its description and errors."""
 
     name: str
-    kind: str  # "string", "date-time", "integer", "number" or "strings" (a list of them)
+    kind: str  # "string", "date-time", "integer", "number", "timezone" or "strings" (a list)
     title: str
     description: str
     default: t.Any = None
@@ -106,6 +108,8 @@ class Setting:
             return None
         if self.kind == "date-time":
             return _date_time(self.name, value)
+        if self.kind == "timezone":
+            return _timezone(self.name, value)
         if self.kind == "strings":
             if isinstance(value, (list, tuple)) and all(
                 isinstance(v, str) and v.strip() for v in value
@@ -147,6 +151,17 @@ def _date_time(name: str, value: t.Any) -> int:
             f"Setting {name}={value!r} is not a date-time: use RFC 3339, e.g. 2024-01-31T00:00:00Z."
         )
         raise ConfigError(msg) from exc
+
+
+def _timezone(name: str, value: t.Any) -> str:
+    zone = known_zone(value)
+    if zone is None:
+        msg = (
+            f"Setting {name}={value!r} is not a time zone: use an IANA name such as "
+            "America/New_York, Europe/Paris or UTC."
+        )
+        raise ConfigError(msg)
+    return zone
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -274,6 +289,19 @@ SETTINGS: tuple[Setting, ...] = (
         default=2, minimum=1, maximum=MAX_PENDING_REPORTING_JOBS,
         why=f"Intercom allows {MAX_PENDING_REPORTING_JOBS} pending reporting jobs per workspace",
     ),
+    Setting(
+        "reporting_timezone", "timezone", "Reporting time zone",
+        "The time zone Intercom writes reporting times in (they carry no zone), as an IANA name "
+        "such as America/New_York, or UTC. Default: the workspace's time zone, read from "
+        "Intercom (GET /me, app.timezone). Every reporting time is emitted as an instant in UTC.",
+    ),
+    Setting(
+        "reporting_retention_days", "integer", "Reporting retention (days)",
+        f"How far back Intercom keeps reporting data ({REPORTING_RETENTION_DAYS} days = 2 years; "
+        "1095 with extended retention). A start_date or bookmark older than that is moved "
+        "forward to it, with a warning.",
+        default=REPORTING_RETENTION_DAYS, minimum=1, unit="days",
+    ),
 )  # fmt: skip
 
 CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(*(s.property() for s in SETTINGS)).to_dict()
@@ -331,6 +359,9 @@ class Settings:
     reporting_window_days: float
     reporting_lookback_days: float
     reporting_max_concurrent_jobs: int
+    #: An IANA zone name; None: the workspace's (GET /me).
+    reporting_timezone: str | None
+    reporting_retention_days: int
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:

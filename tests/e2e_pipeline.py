@@ -126,6 +126,9 @@ def assert_first_window(got: dict, first: dict[str, int], *, timestamp: str, int
 REPORTING_ENV = {
     "TAP_INTERCOM_EXPORT_REPORTING_WINDOW_DAYS": "7",
     "TAP_INTERCOM_EXPORT_REPORTING_LOOKBACK_DAYS": "0",
+    # The fake's reports are of 2023, older than Intercom's 2 years before today: as for a
+    # workspace that keeps them longer, the setting lets the tap ask for them.
+    "TAP_INTERCOM_EXPORT_REPORTING_RETENTION_DAYS": "36500",
 }
 REPORTING_QUERY = 'SELECT count(DISTINCT conversation_id), count(*), count("Brand_2") FROM intercom.reporting_conversation'
 

@@ -246,6 +246,48 @@ def test_child_streams_are_left_to_their_parent(capsys) -> None:
     ), SDK + "a child synced by sdk.sync_children has no final bookmark"
 
 
+def test_a_stream_synced_from_inside_another_writes_at_once(capsys) -> None:
+    class Ledger(Numbers):
+        name = "tally"  # synced after "numbers" (Tap.sync_all goes by name)
+        pending: t.ClassVar[list[dict]] = []
+
+        def get_records(self, context):  # noqa: ARG002 - the SDK's hook
+            while self.pending:
+                yield self.pending.pop(0)
+
+    class Outer(Numbers):
+        def get_records(self, context):
+            for record in super().get_records(context):
+                yield record
+                Ledger.pending.append(dict(record))
+                sdk.sync_now(self._tap.streams["tally"])
+
+    tap = make_tap(Outer, Ledger)
+    tap.sync_all()
+    out = messages(capsys)
+    kinds = [(m["type"], m.get("stream")) for m in out if m["type"] in ("RECORD", "SCHEMA")]
+    # Each outer record, then at once the ledger's SCHEMA and its record; then the ledger's turn.
+    each = [("RECORD", "numbers"), ("SCHEMA", "tally"), ("RECORD", "tally")]
+    assert kinds == [("SCHEMA", "numbers"), *each * 3, ("SCHEMA", "tally")], (
+        SDK + "Stream.sync() called from inside another stream's sync no longer writes the "
+        "stream's records at once, or Tap.sync_all no longer syncs it in its turn (sdk.sync_now: "
+        "reporting_export_jobs)"
+    )
+    ledger_states = [
+        i for i, m in enumerate(out) if m["type"] == "STATE" and "tally" in m["value"]["bookmarks"]
+    ]
+    first_ledger_record = next(
+        i for i, m in enumerate(out) if m.get("stream") == "tally" and m["type"] == "RECORD"
+    )
+    assert ledger_states and ledger_states[0] > first_ledger_record, (
+        SDK + "a stream synced by sdk.sync_now writes no STATE after its records"
+    )
+    last = [m["value"] for m in out if m["type"] == "STATE"][-1]
+    assert last["bookmarks"]["numbers"]["replication_key_value"] == ROWS[-1]["at"], (
+        SDK + "the outer stream's sync no longer ends normally after sdk.sync_now"
+    )
+
+
 def test_children_sync_on_a_record_before_it_is_written(capsys) -> None:
     counted: dict[str, int] = {"rows": 0}
 

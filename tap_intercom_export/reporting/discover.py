@@ -20,9 +20,11 @@ from tap_intercom_export.errors import (
     IntercomNotFoundError,
 )
 from tap_intercom_export.reporting.api import DATASETS_PATH, SINCE_VERSION, ReportingExportClient
+from tap_intercom_export.reporting.ledger import NAME as LEDGER
+from tap_intercom_export.reporting.ledger import ReportingExportJobsStream
 from tap_intercom_export.reporting.scheduler import PERMISSION_HINT, ReportingScheduler
 from tap_intercom_export.reporting.schemas import DatasetSpec
-from tap_intercom_export.reporting.streams import ReportingStream, stream_class
+from tap_intercom_export.reporting.streams import stream_class
 from tap_intercom_export.settings import Settings
 
 if t.TYPE_CHECKING:
@@ -48,7 +50,7 @@ def _from_catalog(tap: Tap) -> list[DatasetSpec]:
             entry.key_properties or (),
         )
         for entry in (tap.input_catalog.streams if tap.input_catalog else [])
-        if entry.tap_stream_id.startswith("reporting_")
+        if entry.tap_stream_id.startswith("reporting_") and entry.tap_stream_id != LEDGER
     ]
 
 
@@ -56,10 +58,10 @@ def _from_workspace(tap: Tap) -> list[DatasetSpec]:
     try:
         return ReportingExportClient(_DatasetsProbe(tap)).datasets()
     except IntercomAuthError as exc:
-        tap.logger.warning("No reporting_* streams: %s; %s.", exc, PERMISSION_HINT)
+        tap.logger.warning("No reporting dataset streams: %s; %s.", exc, PERMISSION_HINT)
     except IntercomNotFoundError as exc:
         tap.logger.warning(
-            "No reporting_* streams: %s. The reporting data export needs intercom_version %s "
+            "No reporting dataset streams: %s. The reporting data export needs intercom_version %s "
             "or later.",
             exc,
             SINCE_VERSION,
@@ -67,13 +69,16 @@ def _from_workspace(tap: Tap) -> list[DatasetSpec]:
     except (IntercomAPIError, RetriableAPIError, requests.exceptions.RequestException) as exc:
         # Discovery of reporting datasets must not take the other streams down with it.
         tap.logger.warning(
-            "No reporting_* streams this time: listing reporting datasets failed: %s", exc
+            "No reporting dataset streams this time: listing reporting datasets failed: %s", exc
         )
     return []
 
 
-def discover(tap: Tap) -> list[ReportingStream]:
-    """One stream per reporting dataset (those `reporting_datasets` names, else all)."""
+def discover(tap: Tap) -> list[IntercomStream]:
+    """A stream per reporting dataset (`reporting_datasets`, else all), then their job ledger.
+
+    `reporting_export_jobs` is always offered, like `message_export_jobs`.
+    """
     settings = Settings.from_config(tap.config)
     from_catalog = tap.input_catalog is not None
     specs = _from_catalog(tap) if from_catalog else _from_workspace(tap)
@@ -89,4 +94,5 @@ def discover(tap: Tap) -> list[ReportingStream]:
             raise ConfigError(msg)
         specs = [s for s in specs if s.id in set(wanted)]
     scheduler = ReportingScheduler(settings.reporting_max_concurrent_jobs, tap.logger)
-    return [stream_class(spec, scheduler)(tap) for spec in specs]
+    streams: list[IntercomStream] = [stream_class(spec, scheduler)(tap) for spec in specs]
+    return [*streams, ReportingExportJobsStream(tap)]
