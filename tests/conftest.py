@@ -22,6 +22,10 @@ from tap_intercom_export.tap import TapIntercomExport
 from tests.e2e_pipeline import fake, meltano  # noqa: F401
 from tests.pg_server import postgres  # noqa: F401
 
+#: Seconds an `e2e` test may take (Meltano installs plugins, runs loaders): every other test has
+#: pyproject.toml's `timeout` (pytest-timeout).
+E2E_TIMEOUT = 900
+
 DAY = 86400
 # A fixed "now" for export tests: midnight UTC, 2023-11-14.
 NOW = 1_699_920_000
@@ -191,3 +195,10 @@ def make_fake() -> t.Iterator[t.Callable[..., FakeIntercom]]:
     yield factory
     for api in started:
         api.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give the end-to-end tests the longer time limit, unless a test sets its own."""
+    for item in items:
+        if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
