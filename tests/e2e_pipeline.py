@@ -2,8 +2,8 @@
 
 Meltano comes from .venv-meltano (scripts/test.sh installs it) and the plugins are installed once
 per test process into a temporary Meltano system directory that the tests only read; each test
-gets its own system database, so Meltano's state is per test. In CI a missing piece fails;
-elsewhere it skips.
+gets its own system database, so Meltano's state is per test. A missing piece is installed
+(Meltano) or fails the test saying how to get it (PostgreSQL's binaries): nothing skips.
 """
 
 from __future__ import annotations
