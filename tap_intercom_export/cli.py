@@ -22,7 +22,7 @@ from tap_intercom_export.tap import TapIntercomExport
 _EXPECTED = {
     "--config": 'a JSON object of settings, e.g. {"access_token": "..."}',
     "--state": (
-        "the state Meltano or the tap's last STATE message wrote, e.g. {'bookmarks': {...}}"
+        'the state Meltano or the tap\'s last STATE message wrote, e.g. {"bookmarks": {...}}'
         " (leave --state out for a first run)"
     ),
     "--catalog": "a catalog written by `tap-intercom-export --config ... --discover`",

@@ -158,6 +158,7 @@ class IntercomStream(sdk.RunEdges, RESTStream):
         """Keep the tap: streams of one run read each other through it."""
         super().__init__(tap, *args, **kwargs)
         self.tap = tap
+        logs.quiet(self.logger)
 
     @cached_property
     def settings(self) -> Settings:

@@ -62,6 +62,9 @@ __all__ = [
 class TapHooks(Tap):
     """The tap's config checked by the tap before the SDK's schema; signals ending in 143/130."""
 
+    def on_config(self) -> None:
+        """Called once the config is merged, before it is checked and before any request."""
+
     def check_settings(self) -> None:
         """Refuse settings that cannot work, in one line (the tap overrides it)."""
 
@@ -76,10 +79,12 @@ class TapHooks(Tap):
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         # Relies on: PluginBase.__init__ calling _validate_config(raise_errors=validate_config)
         # once the config (files and, with --config ENV, environment variables) is merged into
-        # self.config, and the SDK's CLI logging each error of a ConfigValidationError on its
+        # self.config and the metrics logger's level set, before the tap's first request (its
+        # discovery); and the SDK's CLI logging each error of a ConfigValidationError on its
         # own line and then a bare "Config validation failed": the tap's own check runs first
         # and names the setting and what to do, and what the schema still finds (the SDK's
         # built-in settings) is raised as one error of the tap's.
+        self.on_config()
         if raise_errors:
             self.check_settings()
         try:

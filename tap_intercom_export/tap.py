@@ -50,9 +50,11 @@ class TapIntercomExport(sdk.TapHooks):
         logs.quiet_sdk(type(self).logger)
         self.started = time.monotonic()
         super().__init__(*args, **kwargs)
-        logs.set_metrics(
-            str(self.config.get("metrics_log_level") or "warning").lower(), self.logger
-        )
+
+    @override
+    def on_config(self) -> None:
+        """METRIC lines on or off, before the first request (discovery) could log one."""
+        logs.set_metrics(str(self.config.get("metrics_log_level") or "").lower(), self.logger)
 
     @override
     @classmethod

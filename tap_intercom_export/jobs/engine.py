@@ -291,7 +291,8 @@ class ExportRunner:
                 continue
             self.current_job = job
             self.logger.info(
-                "Created export job %s for window %s (created_at %d..%d).",
+                "%s export job %s for window %s (created_at %d..%d).",
+                "Using the" if job.enqueued_ahead else "Created",
                 job.job_id,
                 window,
                 window.created_at_after,
