@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from fake_intercom.core import error_body, real_sleep
-from fake_intercom.exports import FakeJob
 
 from tests.conftest import export_config, run_tap, selection_catalog
 
@@ -293,34 +292,6 @@ def test_a_long_wait_shows_progress_soon_and_then_every_few_minutes(
     assert [re.search(r"after (.*?) \(", n).group(1) for n in notes] == [
         "31 s", "3 min 31 s", "6 min 31 s", "9 min 31 s", "12 min 31 s", "15 min 31 s",
     ]  # fmt: skip
-
-
-def test_a_job_nobody_knows_is_explained_once(make_fake, clock, caplog) -> None:
-    fake = make_fake()
-    other = FakeJob("someone-else", 0, 10, ["pending"])
-    fake.exports.jobs[other.job_id] = other
-    sleeps = clock.sleeps
-
-    def sleep_and_finish_other(seconds: float) -> None:
-        sleeps.append(seconds)
-        clock.now += seconds
-        if len(sleeps) == 3:
-            other.status = "completed"
-
-    from tap_intercom_export.content.streams import MessageExportJobsStream
-
-    MessageExportJobsStream.sleep = staticmethod(sleep_and_finish_other)  # restored by the fixture
-    caplog.set_level(logging.INFO)
-    run_tap(export_config(fake, **ONE_WINDOW), select=["message_export_jobs", "message_receipts"])
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1
-    assert re.search(
-        r"another one is pending in this workspace .* and the state names no job of ours\. It is "
-        r"probably the job of an earlier run that stopped before its loader saved the state, or "
-        r"another tool's export\. Waiting for it to finish \(up to export_timeout_seconds=43200",
-        warnings[0],
-    )
-    assert sum("Still waiting for the other pending" in r.getMessage() for r in caplog.records) == 2
 
 
 @pytest.mark.e2e
