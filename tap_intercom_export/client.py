@@ -151,6 +151,8 @@ class IntercomStream(sdk.RunEdges, RESTStream):
     max_backoff_seconds = 30.0
     #: Seconds a request may take to connect, and to send each piece of its answer.
     timeout = 60
+    #: Seconds of retrying no answer or a 5xx; None: the `network_retry_seconds` setting.
+    network_retry_seconds: float | None = None
     #: The clock used to read rate-limit reset times; tests replace it.
     clock: t.Callable[[], float] = staticmethod(time.time)
 
@@ -266,7 +268,10 @@ class IntercomStream(sdk.RunEdges, RESTStream):
 
         @functools.wraps(func)
         def call(request: requests.PreparedRequest, context: Context | None) -> requests.Response:
-            retries = _Retries(self.settings.network_retry_seconds, self.max_tries)
+            budget = self.network_retry_seconds
+            if budget is None:
+                budget = self.settings.network_retry_seconds
+            retries = _Retries(budget, self.max_tries)
             retrying = backoff.on_exception(
                 functools.partial(self._waits, retries),
                 _RETRIABLE,
