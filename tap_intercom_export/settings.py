@@ -24,6 +24,10 @@ DEFAULT_START_DAYS = 30
 MAX_PENDING_REPORTING_JOBS = 5
 #: Intercom keeps reporting data this long by default (2 years; 3 with extended retention).
 REPORTING_RETENTION_DAYS = 730
+#: Requests in flight at most: Intercom's rate limit (about 166 requests a second per app,
+#: https://developers.intercom.com/docs/references/rest-api/errors/rate-limiting) is reached
+#: long before, at ~0.1 s a request.
+MAX_CONCURRENT_REQUESTS = 64
 
 API_HOSTS = {
     "us": "https://api.intercom.io",
@@ -243,7 +247,8 @@ SETTINGS: tuple[Setting, ...] = (
         "Requests in flight at once while reading contacts' events and event summaries (1 = one "
         "at a time). Intercom's rate limit still applies: the tap holds requests when "
         "X-RateLimit-Remaining runs out and resumes when the window resets.",
-        default=8, minimum=1,
+        default=8, minimum=1, maximum=MAX_CONCURRENT_REQUESTS,
+        why="more cannot go faster than Intercom's rate limit allows",
     ),
     Setting(
         "events_per_page", "integer", "Events per page",
@@ -301,6 +306,20 @@ SETTINGS: tuple[Setting, ...] = (
         "1095 with extended retention). A start_date or bookmark older than that is moved "
         "forward to it, with a warning.",
         default=REPORTING_RETENTION_DAYS, minimum=1, unit="days",
+    ),
+    Setting(
+        "network_retry_seconds", "number", "Network retry time (s)",
+        "How long a request that gets no answer, a dropped connection or an HTTP 5xx is retried "
+        "(waits of 1, 2, 4 ... 30 s) before the run fails with one line naming the host; an "
+        "outage shorter than this costs nothing. Rate limits (429) are waited out separately.",
+        default=120, minimum=0, unit="seconds",
+    ),
+    Setting(
+        "metrics_log_level", "string", "Metrics log level",
+        "info turns on the Singer SDK's METRIC log lines (record counts, request durations), "
+        "for a metrics pipeline; warning (the default) leaves them out. At log level DEBUG "
+        "they are always on.",
+        default="warning", allowed=("warning", "info"),
     ),
 )  # fmt: skip
 
@@ -362,12 +381,20 @@ class Settings:
     #: An IANA zone name; None: the workspace's (GET /me).
     reporting_timezone: str | None
     reporting_retention_days: int
+    network_retry_seconds: float
+    metrics_log_level: str
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
         """Read every setting; the first one that cannot work raises a one-line ConfigError."""
         values = {s.name: s.read(config) for s in SETTINGS}
-        values["access_token"] = values["access_token"] or ""
+        if not str(values["access_token"] or "").strip():
+            msg = (
+                "Setting access_token is missing: set it to an Intercom access token "
+                "(TAP_INTERCOM_EXPORT_ACCESS_TOKEN, or `meltano config tap-intercom-export set "
+                "access_token`)."
+            )
+            raise ConfigError(msg)
         values["api_url"] = _api_url(values["region"], values["api_url"])
         start, end = values["start_date"], values["end_date"]
         if start is not None and end is not None and start >= end:

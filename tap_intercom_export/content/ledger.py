@@ -195,12 +195,13 @@ class MessageExportJobsStream(ExportWindowStream):
                 window,
                 windows[0],
             )
+        names = [c.name for c in children]
         self.logger.info(
-            "Exporting %d window(s) from %s to %s for %s.",
+            "Message data export: %d window(s) from %s to %s, one Intercom job each, for %s.",
             len(windows),
             iso(windows[0].start),
             iso(windows[-1].end),
-            ", ".join(c.name for c in children),
+            ", ".join(names) if len(names) <= 3 else f"{len(names)} message_* streams",  # noqa: PLR2004
         )
         self.engine = self.runner(
             ContentExportClient(self), self.export_settings(), self.remember_job

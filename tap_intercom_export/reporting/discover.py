@@ -18,6 +18,7 @@ from tap_intercom_export.errors import (
     IntercomAPIError,
     IntercomAuthError,
     IntercomNotFoundError,
+    NetworkError,
 )
 from tap_intercom_export.reporting.api import DATASETS_PATH, SINCE_VERSION, ReportingExportClient
 from tap_intercom_export.reporting.ledger import NAME as LEDGER
@@ -38,8 +39,9 @@ class _DatasetsProbe(IntercomStream):
     path = DATASETS_PATH
     schema: t.ClassVar[dict[str, t.Any]] = {"type": "object", "properties": {}}
     # Discovery runs before every sync without a catalog: an unreachable API must not hold it
-    # up for the ten tries of a sync request.
+    # up for the ten tries (or the network retry time) of a sync request.
     max_tries = 3
+    network_retry_seconds = 3.0
 
 
 def _from_catalog(tap: Tap) -> list[DatasetSpec]:
@@ -66,7 +68,12 @@ def _from_workspace(tap: Tap) -> list[DatasetSpec]:
             exc,
             SINCE_VERSION,
         )
-    except (IntercomAPIError, RetriableAPIError, requests.exceptions.RequestException) as exc:
+    except (
+        IntercomAPIError,
+        RetriableAPIError,
+        NetworkError,
+        requests.exceptions.RequestException,
+    ) as exc:
         # Discovery of reporting datasets must not take the other streams down with it.
         tap.logger.warning(
             "No reporting dataset streams this time: listing reporting datasets failed: %s", exc

@@ -113,8 +113,9 @@ class _WorkspaceProbe(IntercomStream):
     path = ME_PATH
     schema: t.ClassVar[dict[str, t.Any]] = {"type": "object", "properties": {}}
     # Only the reading of reporting times waits on it: an unreachable API must not hold the run
-    # up for the ten tries of a sync request.
+    # up for a sync request's retries. Waits of 1 and 2 s: three tries, for a 5xx or a 429.
     max_tries = 3
+    network_retry_seconds = 3.0
 
 
 def _workspace_zone(tap: Tap) -> str:
