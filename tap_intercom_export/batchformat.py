@@ -3,7 +3,9 @@
 The message_* streams write their own batch files (content/batch.py, content/parquet.py); the
 other streams go through the SDK's batcher (singer_sdk/batch.py), Parquet included. Either way,
 a Parquet column has one type for all its rows: a stream with a property of free-form JSON
-values (a contact event's metadata) cannot go to Parquet and is refused in one line.
+values (a contact event's metadata) cannot go to Parquet, and writes JSON Lines (gzip) files
+instead. Each BATCH message names its own files' encoding, and loaders read each file by it
+(singer_sdk/sinks/core.py `process_batch_files`), so one run can mix the two.
 """
 
 from __future__ import annotations
@@ -12,9 +14,6 @@ import importlib.util
 import typing as t
 
 from tap_intercom_export.errors import ConfigError
-
-if t.TYPE_CHECKING:
-    from singer_sdk.streams import Stream
 
 #: `batch_config.encoding.format` values this tap writes, and the compressions each takes (the
 #: SDK's settings schema allows gzip and none). Parquet compresses inside the file: gzip, none
@@ -82,13 +81,10 @@ def parquet_kind(schema: dict[str, t.Any]) -> str | None:
     return None
 
 
-def check_parquet(stream: Stream) -> None:
-    """Refuse Parquet BATCH files for a stream that has a property no Parquet column can hold."""
-    for name, prop in stream.schema["properties"].items():
-        if parquet_kind(prop) is None:
-            msg = (
-                f"batch_config.encoding.format='parquet' cannot hold {stream.name}.{name} (its "
-                "values have no single type, which a Parquet column needs): deselect "
-                f"{stream.name} or set batch_config.encoding.format to 'jsonl'."
-            )
-            raise ConfigError(msg)
+#: The encoding of a stream's batch files when Parquet cannot hold it.
+PARQUET_FALLBACK = {"format": "jsonl", "compression": "gzip"}
+
+
+def parquet_misfit(schema: dict[str, t.Any]) -> str | None:
+    """The first property of a stream's schema that no Parquet column can hold, if any."""
+    return next((n for n, p in schema["properties"].items() if parquet_kind(p) is None), None)

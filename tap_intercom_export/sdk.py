@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
+import signal
 import sys
 import typing as t
 import weakref
 from datetime import datetime, timezone
 
 import msgspec.json
-from singer_sdk import metrics
+from singer_sdk import Tap, metrics
 from singer_sdk.contrib.msgspec import MsgSpecWriter, enc_hook
+from singer_sdk.exceptions import ConfigValidationError
 
 # The types of `Stream.get_batches`/`get_batch_config`; the SDK exports them from no public module.
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
@@ -32,9 +35,11 @@ from singer_sdk.streams import Stream
 from typing_extensions import override
 
 if t.TYPE_CHECKING:
+    from types import FrameType
+
     import requests
-    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context, Record, TapState
+    from singer_sdk.singerlib import RecordMessage
     from singer_sdk.singerlib.encoding.simple import Message
     from singer_sdk.streams import RESTStream
 
@@ -44,6 +49,8 @@ __all__ = [
     "BufferedMsgSpecWriter",
     "FlushingStateWriter",
     "Rows",
+    "RunEdges",
+    "TapHooks",
     "TapRecordLoop",
     "advance_bookmark",
     "commit_state",
@@ -52,12 +59,99 @@ __all__ = [
     "own_output",
     "parent_record",
     "put_state",
+    "sdk_batcher_encoding",
     "send",
     "sync_children",
     "sync_children_after",
+    "sync_now",
     "write_state_now",
     "writer_encoder",
 ]
+
+
+# -- the tap's life: config check, signals, end of run --------------------------------------------
+
+
+class TapHooks(Tap):
+    """The tap's config checked by the tap before the SDK's schema; signals ending in 143/130."""
+
+    def on_config(self) -> None:
+        """Called once the config is merged, before it is checked and before any request."""
+
+    def check_settings(self) -> None:
+        """Refuse settings that cannot work, in one line (the tap overrides it)."""
+
+    def config_invalid(self, errors: list[str]) -> Exception:
+        """The error to raise for what the SDK's JSON-Schema validation found (one line)."""
+        return ConfigValidationError("; ".join(errors), errors=errors)
+
+    def stopped(self, signum: int) -> None:
+        """Called on SIGTERM/SIGINT once the SDK wrote the last STATE (the tap logs it)."""
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # Relies on: PluginBase.__init__ calling _validate_config(raise_errors=validate_config)
+        # once the config (files and, with --config ENV, environment variables) is merged into
+        # self.config and the metrics logger's level set, before the tap's first request (its
+        # discovery); and the SDK's CLI logging each error of a ConfigValidationError on its
+        # own line and then a bare "Config validation failed": the tap's own check runs first
+        # and names the setting and what to do, and what the schema still finds (the SDK's
+        # built-in settings) is raised as one error of the tap's.
+        self.on_config()
+        if raise_errors:
+            self.check_settings()
+        try:
+            return super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            raise self.config_invalid(list(exc.errors)) from exc
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        # Relies on: the SDK installing this method as the SIGTERM and SIGINT handler (in the
+        # main thread) and, in it, writing the tap's state as a STATE message, then calling
+        # sys.exit(0). A scheduler must see a stopped run fail: exit 128 + signal, as shells do.
+        try:
+            super()._handle_termination(signum, frame)
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                raise
+            self.stopped(signum)
+            raise SystemExit(128 + signum) from None
+
+
+def signal_name(signum: int) -> str:
+    """SIGTERM, SIGINT, ... for a log line."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class RunEdges(Stream):
+    """A stream that knows when it starts syncing, and when the whole run is over."""
+
+    def on_sync_start(self) -> None:
+        """Called when a selected stream's sync starts, before any of its records."""
+
+    def on_run_end(self) -> None:
+        """Called once, after every stream of the tap has synced (the tap's summary)."""
+
+    @override
+    def _write_schema_message(self) -> None:
+        # Relies on: Stream.sync writing the stream's SCHEMA through _write_schema_message at
+        # the start of every sync of a selected stream, before any of its records.
+        self.on_sync_start()
+        super()._write_schema_message()
+
+    @override
+    def log_sync_costs(self) -> None:
+        """The SDK's cost line; after the last stream's, the end of the run."""
+        # Relies on: Tap.sync_all calling log_sync_costs once on every stream of `tap.streams`,
+        # in that order, after every stream has synced (its "second loop").
+        super().log_sync_costs()
+        streams = list(self._tap.streams.values())
+        if streams and streams[-1] is self:
+            self.on_run_end()
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -131,6 +225,15 @@ def sync_children(stream: Stream) -> None:
             child.sync()
 
 
+def sync_now(stream: Stream) -> None:
+    """Sync a top-level stream now, from inside another stream's sync, once more than usual."""
+    # Relies on: Stream.sync() running a whole unpartitioned sync each time it is called, also
+    # from inside another stream's get_records (as for children, above): it writes the stream's
+    # SCHEMA, the records its get_records yields and a STATE, and leaves the outer sync going.
+    # Tap.sync_all still syncs the stream once more in its turn.
+    stream.sync()
+
+
 def sync_children_after(
     stream: Stream, batches: t.Iterable[tuple[BaseBatchFileEncoding, list[str]]]
 ) -> t.Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
@@ -144,6 +247,16 @@ def sync_children_after(
 
 
 # -- records and batches -----------------------------------------------------------------------
+
+
+def sdk_batcher_encoding(batch: BatchConfig) -> BatchConfig:
+    """`batch` as the SDK's own batcher really writes it: JSON Lines files are always gzip."""
+    # Relies on: contrib/batch_encoder_jsonl.JSONLinesBatcher writing every file through gzip
+    # whatever `compression` says (its "TODO: Determine compression from config"), while
+    # Stream.get_batches announces the configured encoding: a loader told "none" fails on it.
+    if batch.encoding.format == "jsonl" and batch.encoding.compression != "gzip":
+        return dataclasses.replace(batch, encoding=BaseBatchFileEncoding("jsonl", "gzip"))
+    return batch
 
 
 def drop_deselected(record: Record, stream: Stream, names: tuple[str, ...] | None) -> None:
@@ -326,11 +439,13 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
     """
 
     def __init__(self) -> None:
-        """An empty buffer, written out at exit if anything is left."""
+        """An empty buffer, written out at exit if anything is left; no record written yet."""
         super().__init__()
         self._buffer = bytearray()
         self._out: t.TextIO | None = None
         self._unsynced = False
+        #: RECORDs written per stream, for the run's summary line.
+        self.records: dict[str, int] = {}
         _WRITERS.add(self)
 
     @override
@@ -341,7 +456,10 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         self._hold(self.format_message(message))
         if message.type != SingerMessageType.RECORD:
             self.flush()
-        elif len(self._buffer) >= _BUFFER_BYTES:
+            return
+        stream = t.cast("RecordMessage", message).stream
+        self.records[stream] = self.records.get(stream, 0) + 1
+        if len(self._buffer) >= _BUFFER_BYTES:
             self.flush(sync=False)
 
     def write_records(self, stream: str, lines: bytes, version: int | None) -> None:
@@ -352,6 +470,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         tail = b',"version":' + writer_encoder.encode(version) if version is not None else b""
         tail += b',"time_extracted":' + writer_encoder.encode(datetime.now(timezone.utc)) + b"}\n"
         body = lines.replace(b"\n", tail + head)  # one copy; the last `head` is cut below
+        self.records[stream] = self.records.get(stream, 0) + lines.count(b"\n")
         self._hold(head)
         with memoryview(body) as view:
             self._buffer += view[: len(body) - len(head)]
@@ -387,7 +506,7 @@ class FlushingStateWriter(StateWriter):
     def __init__(self, message_writer: BufferedMsgSpecWriter) -> None:
         """Write STATEs through `message_writer`."""
         super().__init__(message_writer)
-        self.records = message_writer
+        self.output = message_writer
 
     @override
     def write_state(self, state: TapState) -> None:
@@ -396,7 +515,7 @@ class FlushingStateWriter(StateWriter):
         # records buffered since would otherwise wait (the end of a sync whose bookmark did not
         # move, a dry run stopped at its record limit).
         super().write_state(state)
-        self.records.flush()
+        self.output.flush()
 
 
 def own_output(tap: Tap) -> None:

@@ -132,7 +132,7 @@ def test_unsupported_encoding_is_refused_with_the_setting_named(
     cfg = {**batch_config(tmp_path), "encoding": encoding}
     config = export_config(make_fake(), batch_config=cfg)
     with pytest.raises(ConfigError, match=message):
-        TapIntercomExport(config=config, validate_config=False)
+        TapIntercomExport(config=config)
 
 
 def test_other_statistics_go_as_batch_files_too(make_fake, clock, tmp_path) -> None:

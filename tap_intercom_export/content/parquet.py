@@ -77,7 +77,6 @@ class ParquetFiles(BatchFiles):
         super().__init__(config, tap_name, stream.name)
         self.stream = stream
         self.deselected = deselected
-        fmt.check_parquet(stream)
         mask = stream.mask
         kinds = {
             name: t.cast("str", fmt.parquet_kind(prop))

@@ -316,6 +316,12 @@ class ContactFanOutStream(IntercomStream):
             sdk.sync_children(self)
 
     @override
+    def get_batch_config(self, config: t.Mapping[str, t.Any]) -> sdk.BatchConfig | None:
+        """The base stream's batch_config, announcing the encoding the SDK's batcher writes."""
+        batch = super().get_batch_config(config)
+        return None if batch is None else sdk.sdk_batcher_encoding(batch)
+
+    @override
     def get_batches(
         self, batch_config: sdk.BatchConfig, context: Context | None = None
     ) -> t.Iterable[tuple[sdk.BaseBatchFileEncoding, list[str]]]:

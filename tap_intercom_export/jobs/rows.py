@@ -18,6 +18,7 @@ import contextlib
 import functools
 import gc
 import itertools
+import logging
 import typing as t
 
 import msgspec
@@ -26,8 +27,6 @@ from tap_intercom_export.jobs.archive import DecodeCounter, iter_csv
 from tap_intercom_export.timeutil import iso
 
 if t.TYPE_CHECKING:
-    import logging
-
     from tap_intercom_export.jobs.archive import Member
     from tap_intercom_export.jobs.model import WindowExport
 
@@ -164,6 +163,7 @@ class MemberReader:
         self.name = name
         self.unknown_means = unknown_means
         self._reported: set[str] = set()
+        self._misfits: set[str] = set()
 
     def records(
         self,
@@ -231,12 +231,18 @@ class MemberReader:
                 typed.width,
             )
         for column, n in typed.bad_values.items():
-            self.logger.warning(
-                "%s: %s: %d value(s) of %s did not fit its type; kept as text in extra_columns.",
+            # Once per column and run a WARNING; later windows only count (Intercom writes
+            # `n/a` in durations on every reporting window: nothing for a person to do twice).
+            first = column not in self._misfits
+            self._misfits.add(column)
+            self.logger.log(
+                logging.WARNING if first else logging.INFO,
+                "%s: %s: %d value(s) of %s did not fit its type; kept as text in extra_columns%s.",
                 self.name,
                 member,
                 n,
                 column,
+                " (later windows: at INFO)" if first else "",
             )
         counter.report(self.logger, member)
 
