@@ -40,7 +40,7 @@ class TapIntercomExport(sdk.TapHooks):
     """Singer tap for Intercom's message data export and contact events."""
 
     name = "tap-intercom-export"
-    # msgspec encoding into a buffer of the tap's own, written out at each STATE (see sdk.py).
+    # msgspec encoding into a buffer of the tap's own, written out at each STATE (see sdk/output.py).
     message_writer_class = sdk.BufferedMsgSpecWriter
     # Every setting, its default and its bounds: settings.py.
     config_jsonschema = settings.CONFIG_SCHEMA

@@ -105,7 +105,7 @@ def run_tap(
             tap.sync_all()
         except BaseException as exc:  # a simulated kill is a BaseException, like SystemExit
             if isinstance(exc, (Exception, SystemExit, KeyboardInterrupt)):
-                # The process would exit now, writing out what the tap's writer holds (sdk.py,
+                # The process would exit now, writing out what the tap's writer holds (sdk/output.py,
                 # at exit); a simulated SIGKILL (kill_harness.Killed) would not.
                 tap.message_writer.flush()
             if raise_errors:

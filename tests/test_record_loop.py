@@ -250,7 +250,7 @@ def test_records_left_at_exit_go_to_the_stdout_they_were_written_for(monkeypatch
     writer = sdk.BufferedMsgSpecWriter()
     writer.write_records("s", b'{"a":1}\n', 7)
     monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(later, encoding="utf-8"))
-    sdk._flush_at_exit()
+    sdk.output._flush_at_exit()
     message = json.loads(first.getvalue())
     assert (message["type"], message["stream"], message["record"], message["version"]) == (
         "RECORD",

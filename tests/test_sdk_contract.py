@@ -1,8 +1,8 @@
-"""What tap_intercom_export/sdk.py relies on, checked against the installed singer-sdk.
+"""What tap_intercom_export/sdk/ relies on, checked against the installed singer-sdk.
 
 One test per reliance. Each builds the smallest tap that exercises the SDK behaviour directly
 (never through the tap's own streams), and fails with a message that names the behaviour an SDK
-release changed, so an upgrade says what to look at in sdk.py.
+release changed, so an upgrade says what to look at in sdk/.
 """
 
 from __future__ import annotations
@@ -593,7 +593,7 @@ def test_every_state_goes_through_the_tap_state_writer(capsys) -> None:
 def test_private_hooks_still_exist(hook: str) -> None:
     owner = {"_request": RESTStream, "_state_writer": make_tap(Numbers)}.get(hook, Stream)
     name = getattr(owner, "__name__", "Tap")
-    assert getattr(owner, hook, None) is not None, f"{SDK}{name}.{hook} is gone (sdk.py)"
+    assert getattr(owner, hook, None) is not None, f"{SDK}{name}.{hook} is gone (sdk/)"
 
 
 # -- the tap's life: config check, signals, end of run -------------------------------------------
