@@ -18,6 +18,10 @@ from tap_intercom_export.timeutil import iso
 from tests.conftest import DAY, NOW, TOKEN, run_tap
 
 SETTLE = 300
+HOUR = 3600
+#: The default lookbacks: every run re-reads a day before its bookmark, a deep one a week.
+LOOKBACK = 24 * HOUR
+DEEP = 7 * DAY
 EVENTS = "contact_events"
 SUMMARIES = "contact_event_summaries"
 ODD_ID = "odd+id/ä 1"
@@ -79,6 +83,11 @@ def expected(fake: t.Any, after: int, until: int, skip: t.Collection[str] = ()) 
         for event in fake.events.listable(contact.id)
         if after < event.created_at <= until
     ]
+
+
+def active(fake: t.Any, after: int, until: int) -> set[str]:
+    """Ids of the contacts with a listable event created in (after, until]."""
+    return {contact for contact, _, _ in expected(fake, after, until)}
 
 
 def keys(records: list[dict]) -> list[tuple]:
@@ -153,7 +162,7 @@ def test_full_sync_emits_exactly_the_listable_events(events_fake, caplog) -> Non
     assert len(event_calls(fake)) > len(fake.events.contacts)
 
 
-def test_second_run_reads_only_new_events_and_stops_at_the_bookmark(events_fake, now) -> None:
+def test_second_run_reads_new_events_and_the_lookback_before_the_bookmark(events_fake, now) -> None:
     fake = events_fake()
     first_contact, second_contact = fake.events.contacts[1].id, fake.events.contacts[4].id
     fake.events.add_event(first_contact, "viewed-pricing", NOW - 60)  # after the first run's bound
@@ -167,15 +176,20 @@ def test_second_run_reads_only_new_events_and_stops_at_the_bookmark(events_fake,
     calls_before = len(fake.log)
     second = run_tap(config(fake), state=first.state, select=[EVENTS])
 
-    assert keys(second.records(EVENTS)) == [
+    new = [
         (first_contact, "signed-up", iso(NOW + 100)),
         (first_contact, "viewed-pricing", iso(NOW - 60)),
         (second_contact, "ordered-item", iso(NOW + 500)),
     ]
-    assert not {r["event_key"] for r in second.records(EVENTS)} & {
+    got = keys(second.records(EVENTS))
+    # The events of the day before the bookmark come again, with the same keys.
+    assert got == expected(fake, NOW - SETTLE - LOOKBACK, NOW + 3600 - SETTLE)
+    assert [k for k in got if k[2] > iso(NOW - SETTLE)] == new
+    again = {r["event_key"] for r in second.records(EVENTS)} & {
         r["event_key"] for r in first.records(EVENTS)
     }
-    # Newest first: one page per contact reaches events older than the bookmark.
+    assert len(again) == len(got) - len(new) > 0
+    # Newest first, 5 a page: one page per contact reaches events older than the lookback.
     assert len(event_calls(fake, calls_before)) == len(fake.events.contacts)
     assert bookmark(second) == iso(NOW + 3600 - SETTLE)
 
@@ -195,7 +209,8 @@ def test_run_without_new_events_still_moves_the_bookmark(events_fake, now) -> No
     first = run_tap(config(fake), select=[EVENTS])
     fake.events.now = now.now = NOW + DAY
     second = run_tap(config(fake), state=first.state, select=[EVENTS])
-    assert second.records(EVENTS) == []
+    # A day later the deep lookback is due: the week before the bookmark is read again.
+    assert keys(second.records(EVENTS)) == expected(fake, NOW - SETTLE - DEEP, NOW - SETTLE)
     assert bookmark(second) == iso(NOW + DAY - SETTLE)
 
 
@@ -257,8 +272,11 @@ def test_failed_run_never_moves_the_bookmark(events_fake, now) -> None:
 
     del fake.events.failing[fake.events.contacts[40].id]
     retry = run_tap(config(fake), state=failed.state, select=[EVENTS])
-    assert keys(retry.records(EVENTS)) == expected(fake, NOW - SETTLE, NOW + 3600 - SETTLE)
-    assert [r["created_at"] for r in retry.records(EVENTS)] == [iso(NOW + 600)] * 50
+    assert keys(retry.records(EVENTS)) == expected(
+        fake, NOW - SETTLE - LOOKBACK, NOW + 3600 - SETTLE
+    )
+    new = [r["created_at"] for r in retry.records(EVENTS) if r["created_at"] > iso(NOW - SETTLE)]
+    assert new == [iso(NOW + 600)] * 50
     assert bookmark(retry) == iso(NOW + 3600 - SETTLE)
 
 

@@ -42,8 +42,6 @@ if t.TYPE_CHECKING:
 
     RequestFunc = t.Callable[[requests.PreparedRequest, Context | None], requests.Response]
 
-#: Intercom lists only events less than 90 days old; summaries still count older ones.
-LISTABLE_DAYS = 90
 #: Intercom's largest page of contacts.
 CONTACTS_PER_PAGE = 150
 
@@ -70,14 +68,21 @@ class ContactResult:
     note: str | None = None
     #: Creation time of the contact's newest event in the run's range (contact_events only).
     newest: int | None = None
+    #: Records emitted again: events read by the lookback (contact_events only).
+    again: int = 0
 
 
 @dataclass(frozen=True)
 class EventRange:
-    """Events created in (after, until], unix seconds."""
+    """Events created in (after, until], unix seconds; those up to `covered` are read again."""
 
     after: int
     until: int
+    #: The bookmark: every event created up to it was emitted by an earlier run, except those
+    #: that reached Intercom late, which the lookback (after, covered] is there to catch.
+    covered: int
+    #: A deep lookback (or a first run): where it ends is remembered in the state.
+    deep: bool = False
 
 
 @dataclass
@@ -86,8 +91,8 @@ class NewEvents:
 
     after: int
     until: int
-    #: Contact id -> creation time of its newest event in the range (contacts with none: absent).
-    newest: dict[str, int] = field(default_factory=dict)
+    #: Ids of the contacts with at least one event in the range, its lookback included.
+    contacts: set[str] = field(default_factory=set)
 
 
 # One limiter per tap object (so that each tap run, and each test's tap, starts afresh) for
@@ -362,6 +367,7 @@ class ContactFanOutStream(IntercomStream):
             self.logger.warning("%s: contact %s: %s", self.name, contact.id, result.note)
         progress.contacts += 1
         progress.records += len(result.records)
+        progress.again += result.again
         self.contact_done(result)
         yield from result.records
         progress.maybe_log()

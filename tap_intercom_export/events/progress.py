@@ -47,6 +47,8 @@ class Progress:
         self.total: int | None = None
         self.contacts = 0
         self.records = 0
+        #: Records emitted again (contact_events' lookback).
+        self.again = 0
         self.gone = 0
         self._base = (limiter.requests, limiter.waited_now(), limiter.pauses, limiter.rate_limited)
 
@@ -87,14 +89,16 @@ class Progress:
                 )
         else:
             done += " contacts"
+        again = f" ({self.again:,} again: lookback)" if self.again else ""
         self.stream.logger.info(
-            "%s %s: %s, %s %s, %s requests (%.1f/s) in %.1f s, %.1f s waited on rate limits "
+            "%s %s: %s, %s %s%s, %s requests (%.1f/s) in %.1f s, %.1f s waited on rate limits "
             "(%d pause(s), %d 429(s)), %d contact(s) gone%s.",
             self.stream.name,
             "done" if final else "progress",
             done,
             f"{self.records:,}",
             self.stream.record_label,
+            again,
             f"{self.requests:,}",
             self.requests / elapsed,
             elapsed,
