@@ -116,8 +116,9 @@ def sync(  # noqa: PLR0913 - the knobs of one run, named at each call
     state: dict | None = None,
     streams: t.Collection[str] = (EVENTS, SUMMARIES),
     unbuffered: bool | None = None,
+    on_start: t.Callable[[], None] = lambda: None,
 ) -> Run:
-    """One sync of `streams` in a child process against `fake`."""
+    """One sync of `streams` in a child process against `fake` (`on_start` just before it)."""
     config = {
         "access_token": TOKEN,
         "api_url": fake.url,
@@ -140,6 +141,7 @@ def sync(  # noqa: PLR0913 - the knobs of one run, named at each call
                 path = Path(tmp) / f"{option}.json"
                 path.write_text(json.dumps(value))
                 argv += [f"--{option}", str(path)]
+        on_start()
         started = time.perf_counter()
         proc = subprocess.run(
             argv, stdout=out, stderr=err, check=False, env=child_env(unbuffered=unbuffered)
@@ -268,12 +270,22 @@ class RateResult:
         return max(self.run.times) - min(self.run.times) if self.run.times else float("nan")
 
     @property
-    def utilisation(self) -> float:
-        """Requests over what the limit allowed from the first request to the last."""
+    def rate_share(self) -> float:
+        """Requests per second from the first request to the last, over the limit's average rate.
+
+        More than 1 when the run starts within a window: the pacer spends that window's whole
+        budget over the time left in it.
+        """
         n = len(self.run.times)
         # n requests span n - 1 gaps: the time allowed for them is one gap more than the span.
-        allowed = self.limit / self.window * self.span * n / max(n - 1, 1)
-        return n / allowed if allowed else float("nan")
+        seconds = self.span * n / max(n - 1, 1)
+        return n / seconds / (self.limit / self.window) if seconds else float("nan")
+
+    @property
+    def before_last(self) -> float:
+        """Requests per window over the limit, every window but the last (where the run ends)."""
+        used = self.per_window[:-1]
+        return sum(used) / (len(used) * self.limit) if used else float("nan")
 
     @property
     def inner(self) -> float:
@@ -305,8 +317,13 @@ def bench_rate_limit(args: argparse.Namespace, unbuffered: bool) -> RateResult: 
     limiter.take = counting_take  # type: ignore[method-assign]
     settings = {"max_concurrent_requests": args.ceiling} if args.ceiling else {}
     name = f"first run, {args.limit}/{args.window:g} s, {args.latency_ms:g} ms"
+
+    def forget() -> None:  # the bench's own discovery request is not the run's
+        windows.clear()
+        times.clear()
+
     try:
-        run = sync(name, fake, settings=settings, unbuffered=unbuffered)
+        run = sync(name, fake, settings=settings, unbuffered=unbuffered, on_start=forget)
         listed = fake_events(fake)
     finally:
         fake.stop()
@@ -394,8 +411,9 @@ def print_rate(rate: RateResult) -> None:
     )
     print(f"  requests per window: {rate.per_window}")
     print(
-        f"  utilisation of the limit from first to last request: {100 * rate.utilisation:.1f} %"
-        f"; whole windows only: {100 * rate.inner:.1f} %"
+        f"  utilisation of the limit: every window but the last {100 * rate.before_last:.1f} %, "
+        f"whole windows {100 * rate.inner:.1f} %; requests/s over the limit's average rate "
+        f"{100 * rate.rate_share:.1f} %"
     )
     for stream in (EVENTS, SUMMARIES):
         print(f"  {stream}: {run.done(stream)}")

@@ -22,6 +22,8 @@ from tap_intercom_export.timeutil import unix
 DEFAULT_START_DAYS = 30
 #: Intercom lists a contact's events up to this many days old.
 LISTABLE_DAYS = 90
+#: The most workers reading contacts at once (each a thread with its own connection).
+MAX_CONCURRENT_REQUESTS = 256
 #: Intercom's limit of pending reporting export jobs per workspace.
 MAX_PENDING_REPORTING_JOBS = 5
 
@@ -227,10 +229,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "max_concurrent_requests", "integer", "Max concurrent requests",
-        "Requests in flight at once while reading contacts' events and event summaries (1 = one "
-        "at a time). Intercom's rate limit still applies: the tap holds requests when "
-        "X-RateLimit-Remaining runs out and resumes when the window resets.",
-        default=8, minimum=1,
+        "Most requests in flight at once while reading contacts' events and event summaries "
+        "(1 = one at a time). The tap spreads Intercom's rate limit evenly over each window, so "
+        "as many are in flight as that rate times the answers' latency, up to this: 64 reach "
+        "Intercom's 167 requests/s up to about 380 ms an answer.",
+        default=64, minimum=1, maximum=MAX_CONCURRENT_REQUESTS,
+        why="one worker thread each",
     ),
     Setting(
         "events_per_page", "integer", "Events per page",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
+from fake_intercom import core as fake_core
 from fake_intercom.events import LISTABLE_SECONDS
 from singer_sdk.exceptions import ConfigValidationError
 
@@ -50,6 +52,9 @@ def events_fake(make_fake: t.Callable[..., t.Any], now: Clock) -> t.Callable[...
     def factory(**kwargs: t.Any) -> t.Any:
         kwargs.setdefault("contacts", 30)
         kwargs.setdefault("events_now", NOW)
+        # A limit the tests never reach, so that pacing to it costs them no time (the pace
+        # itself: test_low_rate_limit_spreads_requests_over_the_windows, test_events_ratelimit).
+        kwargs.setdefault("rate_limit", 100_000)
         fake = make_fake(**kwargs)
         fake.events.add_contact(ODD_ID, email=ODD_EMAIL, external_id="ext+1")
         fake.events.add_event(ODD_ID, "signed-up", NOW - 2 * DAY, {"plan": "pro"})
@@ -280,35 +285,119 @@ def test_failed_run_never_moves_the_bookmark(events_fake, now) -> None:
     assert bookmark(retry) == iso(NOW + 3600 - SETTLE)
 
 
+class RateClock:
+    """Unix time shared by the tap's limiter and the fake's windows; only sleeping moves it."""
+
+    def __init__(self) -> None:
+        """Start mid-window, with no sleep."""
+        self.now = 1_700_000_000.05
+        self.slept = 0.0
+        self.lock = threading.Lock()
+
+    def time(self) -> float:
+        """The virtual now."""
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        """Move the clock past the wait at once (whichever worker waits)."""
+        with self.lock:
+            self.now += seconds
+            self.slept += seconds
+
+
+@pytest.fixture
+def rate_clock(monkeypatch: pytest.MonkeyPatch) -> RateClock:
+    """Put the limiter and the fake's rate-limit windows on one virtual clock."""
+    clock = RateClock()
+    monkeypatch.setattr(fake_core, "real_time", clock.time)
+    monkeypatch.setattr(ContactFanOutStream, "rate_clock", staticmethod(clock.time))
+    monkeypatch.setattr(ContactFanOutStream, "rate_sleep", staticmethod(clock.sleep))
+    return clock
+
+
+@dataclass
+class Gate:
+    """Event requests in the fake at once: the first few held until all of them are in."""
+
+    parties: int
+    met: bool = False
+    in_flight: int = 0
+    most: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def gate_events(fake: t.Any, parties: int) -> Gate:
+    """Hold the first `parties` event requests in the fake until that many are in it at once."""
+    gate = Gate(parties)
+    barrier = threading.Barrier(parties, timeout=10)
+    index = next(i for i, route in enumerate(fake.routes) if route[1].pattern == "/events")
+    method, pattern, handler = fake.routes[index]
+
+    def gated(req: t.Any, match: t.Any) -> t.Any:
+        with gate.lock:
+            gate.in_flight += 1
+            gate.most = max(gate.most, gate.in_flight)
+            held = not gate.met
+        try:
+            if held:
+                barrier.wait()  # raises (the request fails) unless `parties` arrive together
+                gate.met = True
+            return handler(req, match)
+        finally:
+            with gate.lock:
+                gate.in_flight -= 1
+
+    fake.routes[index] = (method, pattern, gated)
+    return gate
+
+
 def test_concurrent_run_emits_the_sequential_order(events_fake) -> None:
-    fake = events_fake(contacts=30, events_delay=0.01)
+    fake = events_fake(contacts=30)
     sequential = run_tap(config(fake, max_concurrent_requests=1), select=[EVENTS, SUMMARIES])
     assert fake.events.max_in_flight == 1
-    fake.events.max_in_flight = 0
-    concurrent = run_tap(config(fake), select=[EVENTS, SUMMARIES])
-    assert 4 <= fake.events.max_in_flight <= 8
+    gate = gate_events(fake, 4)
+    concurrent = run_tap(config(fake, max_concurrent_requests=4), select=[EVENTS, SUMMARIES])
+    # Four requests were in the fake at once, and never more.
+    assert gate.met
+    assert gate.most == 4
 
     assert concurrent.records(EVENTS) == sequential.records(EVENTS)
     assert concurrent.records(SUMMARIES) == sequential.records(SUMMARIES)
     assert keys(concurrent.records(EVENTS)) == expected(fake, NOW - LISTABLE_SECONDS, NOW - SETTLE)
 
 
-def test_low_rate_limit_slows_the_sync_down_without_ending_it(events_fake, caplog) -> None:
-    fake = events_fake(contacts=40, rate_limit=12, rate_window=0.2)
+def test_low_rate_limit_spreads_requests_over_the_windows(events_fake, rate_clock, caplog) -> None:
+    fake = events_fake(contacts=40, rate_limit=12, rate_window=1)
+    counted: dict[float, int] = {}
+    take = fake.limiter.take
+
+    def counting_take() -> tuple[bool, dict[str, str]]:
+        allowed, answer = take()
+        if allowed:
+            counted[fake.limiter.window_start] = counted.get(fake.limiter.window_start, 0) + 1
+        return allowed, answer
+
+    fake.limiter.take = counting_take
     caplog.set_level(logging.INFO)
-    run = run_tap(config(fake), select=[EVENTS])
+    # One worker: on a clock that only sleeping moves, a second one waiting would move time
+    # under a request between its start time and its arrival (tests/test_events_ratelimit.py
+    # runs many workers in a simulation instead).
+    run = run_tap(config(fake, max_concurrent_requests=1), select=[EVENTS])
 
     assert keys(run.records(EVENTS)) == expected(fake, NOW - LISTABLE_SECONDS, NOW - SETTLE)
-    requests = len(fake.log)
-    assert requests > 4 * 12  # so the run spanned several windows
+    requests = len([r for r in fake.log if r.path in ("/events", "/contacts")])
+    # 12 a window, 11 of them used (1 kept spare): the windows it took, and no 429.
+    assert fake.limiter.rejected == 0
+    assert max(counted.values()) <= 12
+    assert len(counted) >= requests / 12
+    assert rate_clock.slept >= (len(counted) - 2) * 1.0
     done = next(r.getMessage() for r in caplog.records if f"{EVENTS} done" in r.getMessage())
-    waited = float(done.split(" s waited on rate limits")[0].rsplit(", ", 1)[1])
-    assert waited > 0.2
-    # The limiter holds requests when a window is used up instead of collecting 429s.
-    assert fake.limiter.rejected <= requests // 10
+    assert "of the rate limit of 12 per 1 s" in done
+    assert ", 0 429(s)" in done
 
 
-def test_429s_are_retried_past_max_tries(events_fake) -> None:
+def test_429s_are_retried_past_max_tries(events_fake, rate_clock) -> None:
     fake = events_fake(contacts=10)
     # One request at a time: the same request is refused 12 times, more than max_tries (10).
     fault = fake.inject(
@@ -396,7 +485,7 @@ def test_bookmark_older_than_90_days_warns_of_the_gap(events_fake, caplog) -> No
 @pytest.mark.parametrize(
     ("setting", "value", "message"),
     [
-        ("max_concurrent_requests", 0, "max_concurrent_requests=0 must be a whole number, 1 or more"),
+        ("max_concurrent_requests", 0, "max_concurrent_requests=0 must be a whole number from 1 to 256"),
         ("events_per_page", 0, "events_per_page=0 must be a whole number, 1 or more"),
         ("event_settle_seconds", -5, "event_settle_seconds=-5 must be a whole number of seconds, 0 or more"),
         ("event_summaries_full_refresh_days", -1, "event_summaries_full_refresh_days=-1 must be a whole number of days, 0 or more"),

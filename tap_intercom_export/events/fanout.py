@@ -25,7 +25,7 @@ from urllib.parse import quote
 import requests
 from typing_extensions import override
 
-from tap_intercom_export import sdk
+from tap_intercom_export import ratelimit, sdk
 from tap_intercom_export.client import IntercomStream
 from tap_intercom_export.errors import (
     IntercomAPIError,
@@ -136,13 +136,16 @@ class ContactFanOutStream(IntercomStream):
     #: Seconds between two progress lines.
     progress_every = 30.0
     #: Contacts fetched ahead of the oldest unfinished one, per worker (bounds memory).
-    window_per_worker = 8
+    window_per_worker = 4
     #: How long one request may keep being refused with 429 before the sync gives up.
     rate_limited_give_up_seconds = 900.0
     #: The clock that decides "now" (the 90-day cut, the newest event read); tests replace it.
     wall_clock: t.Callable[[], float] = staticmethod(time.time)
     #: How elapsed time is measured; tests replace it.
     monotonic: t.Callable[[], float] = staticmethod(time.monotonic)
+    #: The clock compared with X-RateLimit-Reset, and how the limiter waits; tests replace them.
+    rate_clock: t.Callable[[], float] = staticmethod(time.time)
+    rate_sleep: t.Callable[[float], None] = staticmethod(ratelimit.sleep)
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Set up per-thread sessions and a limiter (replaced at the start of each run)."""
@@ -150,7 +153,7 @@ class ContactFanOutStream(IntercomStream):
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
-        self.limiter = RateLimiter(logger=self.logger)
+        self.limiter = self.new_limiter()
         self._slots = threading.BoundedSemaphore(1)
         self.progress: Progress | None = None
 
@@ -158,8 +161,12 @@ class ContactFanOutStream(IntercomStream):
         """The rate limiter both event streams of this tap run share (made by the first to ask)."""
         limiter = _LIMITERS.get(self.tap)
         if limiter is None:
-            limiter = _LIMITERS[self.tap] = RateLimiter(logger=self.tap.logger)
+            limiter = _LIMITERS[self.tap] = self.new_limiter()
         return limiter
+
+    def new_limiter(self) -> RateLimiter:
+        """A rate limiter on this stream's clocks."""
+        return RateLimiter(clock=self.rate_clock, sleep=self.rate_sleep, logger=self.tap.logger)
 
     # -- request path shared by the workers ---------------------------------------------------
 
@@ -189,9 +196,9 @@ class ContactFanOutStream(IntercomStream):
         def limited(
             request: requests.PreparedRequest, context: Context | None
         ) -> requests.Response:
-            # A 429 is retried here rather than by the SDK's backoff so that it never uses up
-            # the tries meant for server errors: the limiter holds every worker until the
-            # window resets.
+            # The limiter gives each request its start time (ratelimit.py). A 429 is retried
+            # here rather than by the SDK's backoff so that it never uses up the tries meant for
+            # server errors: the limiter holds every worker until the window resets.
             started = self.monotonic()
             with self._slots:
                 while True:
@@ -207,8 +214,8 @@ class ContactFanOutStream(IntercomStream):
                         if self.monotonic() - started > self.rate_limited_give_up_seconds:
                             msg = (
                                 f"{exc} — refused for {self.rate_limited_give_up_seconds / 60:.0f} "
-                                "min: another app is using this workspace's rate limit; run later "
-                                "or lower max_concurrent_requests."
+                                "min: another app is using this workspace's rate limit; run the "
+                                "tap when it is not."
                             )
                             raise IntercomAPIError(msg, 429, "rate_limit_exceeded") from exc
                     finally:
@@ -331,7 +338,7 @@ class ContactFanOutStream(IntercomStream):
         workers = self.settings.max_concurrent_requests
         self.limiter = self.shared_limiter()
         self._slots = threading.BoundedSemaphore(workers)
-        self.progress = progress = Progress(self, self.limiter, self.progress_every)
+        self.progress = progress = Progress(self, self.limiter, self.progress_every, workers)
         pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name)
         pending: deque[cf.Future[ContactResult]] = deque()
         depth = workers * self.window_per_worker
