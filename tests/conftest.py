@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
@@ -139,15 +140,22 @@ def export_config(api: FakeIntercom, **overrides: t.Any) -> dict:
 class VirtualClock:
     """Time that only moves when the tap sleeps: hours of polling pass in microseconds."""
 
-    def __init__(self) -> None:
-        """Start at zero seconds slept."""
-        self.now = 0.0
+    def __init__(self, start: float = 0.0) -> None:
+        """Start at `start` (seconds; unix time for a rate-limit window) with nothing slept."""
+        self.now = start
         self.sleeps: list[float] = []
+        self.lock = threading.Lock()
+
+    def time(self) -> float:
+        """The virtual now."""
+        with self.lock:
+            return self.now
 
     def sleep(self, seconds: float) -> None:
-        """Record the wait and move time forward by it."""
-        self.sleeps.append(seconds)
-        self.now += seconds
+        """Record the wait and move time forward by it (whichever thread waits)."""
+        with self.lock:
+            self.sleeps.append(seconds)
+            self.now += seconds
 
 
 @pytest.fixture

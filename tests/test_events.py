@@ -17,7 +17,7 @@ from tap_intercom_export.errors import ConfigError, IntercomAPIError, IntercomAu
 from tap_intercom_export.events.fanout import ContactFanOutStream, event_key
 from tap_intercom_export.tap import TapIntercomExport
 from tap_intercom_export.timeutil import iso
-from tests.conftest import DAY, NOW, TOKEN, run_tap
+from tests.conftest import DAY, NOW, TOKEN, VirtualClock, run_tap
 
 SETTLE = 300
 HOUR = 3600
@@ -285,31 +285,10 @@ def test_failed_run_never_moves_the_bookmark(events_fake, now) -> None:
     assert bookmark(retry) == iso(NOW + 3600 - SETTLE)
 
 
-class RateClock:
-    """Unix time shared by the tap's limiter and the fake's windows; only sleeping moves it."""
-
-    def __init__(self) -> None:
-        """Start mid-window, with no sleep."""
-        self.now = 1_700_000_000.05
-        self.slept = 0.0
-        self.lock = threading.Lock()
-
-    def time(self) -> float:
-        """The virtual now."""
-        with self.lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        """Move the clock past the wait at once (whichever worker waits)."""
-        with self.lock:
-            self.now += seconds
-            self.slept += seconds
-
-
 @pytest.fixture
-def rate_clock(monkeypatch: pytest.MonkeyPatch) -> RateClock:
-    """Put the limiter and the fake's rate-limit windows on one virtual clock."""
-    clock = RateClock()
+def rate_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    """Put the limiter and the fake's rate-limit windows on one virtual clock (mid-window)."""
+    clock = VirtualClock(start=1_700_000_000.05)
     monkeypatch.setattr(fake_core, "real_time", clock.time)
     monkeypatch.setattr(ContactFanOutStream, "rate_clock", staticmethod(clock.time))
     monkeypatch.setattr(ContactFanOutStream, "rate_sleep", staticmethod(clock.sleep))
@@ -391,7 +370,7 @@ def test_low_rate_limit_spreads_requests_over_the_windows(events_fake, rate_cloc
     assert fake.limiter.rejected == 0
     assert max(counted.values()) <= 12
     assert len(counted) >= requests / 12
-    assert rate_clock.slept >= (len(counted) - 2) * 1.0
+    assert sum(rate_clock.sleeps) >= (len(counted) - 2) * 1.0
     done = next(r.getMessage() for r in caplog.records if f"{EVENTS} done" in r.getMessage())
     assert "of the rate limit of 12 per 1 s" in done
     assert ", 0 429(s)" in done

@@ -18,31 +18,19 @@ from dataclasses import dataclass, field
 import pytest
 
 from tap_intercom_export.ratelimit import FALLBACK_PAUSE, RESET_MARGIN, RateLimiter
+from tests.conftest import VirtualClock
 
 T0 = 1_700_000_000.0
 
 
-class Clock:
-    """Unix time that moves only when told (or when the limiter sleeps)."""
-
-    def __init__(self, now: float = T0) -> None:
-        """Start at `now` with no sleeps."""
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        """Note the pause and move the clock past it at once."""
-        self.sleeps.append(seconds)
-        self.now += seconds
+@pytest.fixture
+def clock() -> VirtualClock:
+    """Unix time that moves only when told, or when the limiter sleeps."""
+    return VirtualClock(T0)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def limiter(clock: Clock) -> RateLimiter:
+def limiter(clock: VirtualClock) -> RateLimiter:
     return RateLimiter(clock=lambda: clock.now, sleep=clock.sleep)
 
 
@@ -72,7 +60,7 @@ def test_requests_flow_freely_until_the_window_is_known(limiter, clock) -> None:
     assert limiter.requests == 50
 
 
-def starts(limiter: RateLimiter, clock: Clock, n: int) -> list[float]:
+def starts(limiter: RateLimiter, clock: VirtualClock, n: int) -> list[float]:
     """When `n` requests sent one after the other (each answered at once) may start."""
     out = []
     for _ in range(n):
@@ -242,7 +230,7 @@ def simulate(  # noqa: PLR0913 - the knobs of a run
     start: float = T0 + 3.3,
 ) -> Simulation:
     """`workers` send `requests` requests through one limiter; the server counts them."""
-    clock = Clock(start)
+    clock = VirtualClock(start)
     limiter = RateLimiter(clock=lambda: clock.now, sleep=clock.sleep)
     server = Server(limit, window)
     order = itertools.count()

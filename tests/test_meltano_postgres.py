@@ -62,9 +62,14 @@ print(json.dumps({"counts": counts, "columns": cols, "receipts": list(cur.fetcho
 """
 
 
-def pg_env(postgres: Postgres, schema: str) -> dict[str, str]:
-    """target-postgres settings for the throwaway server, into `schema`."""
-    return {
+def pg_env(
+    postgres: Postgres, schema: str, *, batches: Path | None = None, size: int = 0
+) -> dict[str, str]:
+    """target-postgres settings for the throwaway server, into `schema`.
+
+    With `batches`, the tap writes gzipped JSONL batch files of `size` rows there.
+    """
+    env = {
         "TARGET_POSTGRES_HOST": "127.0.0.1",
         "TARGET_POSTGRES_PORT": str(postgres.port),
         "TARGET_POSTGRES_USER": postgres.user,
@@ -72,6 +77,13 @@ def pg_env(postgres: Postgres, schema: str) -> dict[str, str]:
         "TARGET_POSTGRES_DATABASE": postgres.database,
         "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
     }
+    if batches is not None:
+        env["TAP_INTERCOM_EXPORT_BATCH_CONFIG"] = json.dumps({
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": batches.as_uri(), "prefix": "e2e-"},
+            "batch_size": size,
+        })  # fmt: skip
+    return env
 
 
 @pytest.mark.parametrize("batch", [False, True], ids=["RECORD", "BATCH"])
@@ -84,14 +96,8 @@ def test_postgres_lands_every_row_typed_and_state_adds_only_new_rows(
 ) -> None:
     """RECORD, and BATCH files (batch_config on): the same rows and column types land."""
     schema = "intercom_batch" if batch else "intercom"
-    env = pg_env(postgres, schema)
     files = tmp_path / "batches"
-    if batch:
-        env["TAP_INTERCOM_EXPORT_BATCH_CONFIG"] = json.dumps({
-            "encoding": {"format": "jsonl", "compression": "gzip"},
-            "storage": {"root": files.as_uri(), "prefix": "e2e-"},
-            "batch_size": 50,
-        })  # fmt: skip
+    env = pg_env(postgres, schema, batches=files if batch else None, size=50)
     pipe = Pipeline(meltano, fake, "target-postgres", tmp_path, env=env)
 
     def summary() -> dict:
@@ -145,13 +151,7 @@ def test_events_read_again_by_the_lookback_land_once_in_postgres(
     batch: bool,  # noqa: FBT001 - a parameter
 ) -> None:
     schema = "events_batch" if batch else "events"
-    env = pg_env(postgres, schema)
-    if batch:
-        env["TAP_INTERCOM_EXPORT_BATCH_CONFIG"] = json.dumps({
-            "encoding": {"format": "jsonl", "compression": "gzip"},
-            "storage": {"root": (tmp_path / "batches").as_uri(), "prefix": "e2e-"},
-            "batch_size": 100,
-        })  # fmt: skip
+    env = pg_env(postgres, schema, batches=tmp_path / "batches" if batch else None, size=100)
     pipe = Pipeline(meltano, fake, "target-postgres", tmp_path, env=env)
     _, second = run_with_late_events(pipe)
     queries = [q.format(schema=schema) for q in EVENTS_SQL]

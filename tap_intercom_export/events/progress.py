@@ -127,9 +127,10 @@ class Progress:
         if limiter.answered > answered:
             seconds = (limiter.latency - latency) / (limiter.answered - answered)
             text += f", {1000 * seconds:.0f} ms an answer"
-            # The workers cap the rate at ceiling / latency: say so when that is what holds.
+            # The workers cap the rate at ceiling / latency: say so when that is what holds
+            # it (nearly every worker busy, under the limit).
             capped = self.ceiling / seconds if seconds > 0 else None
-            if allowed and capped and capped < 0.9 * allowed and rate < 0.9 * allowed:
+            if allowed and capped and rate < 0.9 * allowed and rate >= 0.8 * capped:
                 text += (
                     f"; max_concurrent_requests={self.ceiling} allows about {capped:.0f}/s at "
                     "that latency"
