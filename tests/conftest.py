@@ -14,6 +14,7 @@ import pytest
 from fake_intercom import FakeIntercom, build
 
 from tap_intercom_export.content.streams import MessageExportJobsStream
+from tap_intercom_export.events.fanout import ContactFanOutStream
 from tap_intercom_export.reporting.streams import ReportingStream
 from tap_intercom_export.tap import TapIntercomExport
 
@@ -23,6 +24,8 @@ from tap_intercom_export.tap import TapIntercomExport
 from tests.e2e_pipeline import fake, meltano  # noqa: F401
 from tests.pg_server import postgres  # noqa: F401
 
+#: time.sleep as it is before the `clock` fixture replaces it.
+REAL_SLEEP = time.sleep
 DAY = 86400
 # A fixed "now" for export tests: midnight UTC, 2023-11-14.
 NOW = 1_699_920_000
@@ -174,6 +177,10 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
     reporting = VirtualClock()
     monkeypatch.setattr(ReportingStream, "sleep", staticmethod(reporting.sleep))
     monkeypatch.setattr(ReportingStream, "monotonic", staticmethod(lambda: reporting.now))
+    # The contact event streams pace their requests to the fake's real-time rate-limit windows:
+    # they keep sleeping for real (rarely: a small run goes at once), so `waits` stays the
+    # message export's (tests/test_events.py puts them and the fake on one virtual clock).
+    monkeypatch.setattr(ContactFanOutStream, "rate_sleep", staticmethod(REAL_SLEEP))
     return virtual
 
 
