@@ -18,6 +18,14 @@ class ConfigError(IntercomError):
     """The tap's configuration cannot work (bad URL, bad dates, ...)."""
 
 
+class InputFileError(IntercomError):
+    """A --config, --state or --catalog file cannot be read, or does not have the right shape."""
+
+
+class NetworkError(IntercomError):
+    """The API host never answered, or stopped answering, for the whole retry budget."""
+
+
 class IntercomAPIError(FatalAPIError):
     """Intercom answered with an error that retrying will not fix."""
 

@@ -10,11 +10,14 @@ https://github.com/meltano/sdk/blob/v0.54.9/singer_sdk/streams/core.py
 
 from __future__ import annotations
 
+import signal
 import sys
 import typing as t
 from datetime import datetime, timezone
 
+from singer_sdk import Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError
 
 # The types of `Stream.get_batches`/`get_batch_config`; the SDK exports them from no public module.
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
@@ -26,6 +29,8 @@ from singer_sdk.streams import Stream
 from typing_extensions import override
 
 if t.TYPE_CHECKING:
+    from types import FrameType
+
     import requests
     from singer_sdk.helpers.types import Context, Record
     from singer_sdk.singerlib.encoding.simple import Message
@@ -36,6 +41,8 @@ __all__ = [
     "BatchConfig",
     "BufferedMsgSpecWriter",
     "ExportRecordPath",
+    "RunEdges",
+    "TapHooks",
     "advance_bookmark",
     "commit_state",
     "drop_deselected",
@@ -45,8 +52,94 @@ __all__ = [
     "send",
     "sync_children",
     "sync_children_after",
+    "sync_now",
     "write_state_now",
 ]
+
+
+# -- the tap's life: config check, signals, end of run --------------------------------------------
+
+
+class TapHooks(Tap):
+    """The tap's config checked by the tap before the SDK's schema; signals ending in 143/130."""
+
+    def on_config(self) -> None:
+        """Called once the config is merged, before it is checked and before any request."""
+
+    def check_settings(self) -> None:
+        """Refuse settings that cannot work, in one line (the tap overrides it)."""
+
+    def config_invalid(self, errors: list[str]) -> Exception:
+        """The error to raise for what the SDK's JSON-Schema validation found (one line)."""
+        return ConfigValidationError("; ".join(errors), errors=errors)
+
+    def stopped(self, signum: int) -> None:
+        """Called on SIGTERM/SIGINT once the SDK wrote the last STATE (the tap logs it)."""
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # Relies on: PluginBase.__init__ calling _validate_config(raise_errors=validate_config)
+        # once the config (files and, with --config ENV, environment variables) is merged into
+        # self.config and the metrics logger's level set, before the tap's first request (its
+        # discovery); and the SDK's CLI logging each error of a ConfigValidationError on its
+        # own line and then a bare "Config validation failed": the tap's own check runs first
+        # and names the setting and what to do, and what the schema still finds (the SDK's
+        # built-in settings) is raised as one error of the tap's.
+        self.on_config()
+        if raise_errors:
+            self.check_settings()
+        try:
+            return super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            raise self.config_invalid(list(exc.errors)) from exc
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        # Relies on: the SDK installing this method as the SIGTERM and SIGINT handler (in the
+        # main thread) and, in it, writing the tap's state as a STATE message, then calling
+        # sys.exit(0). A scheduler must see a stopped run fail: exit 128 + signal, as shells do.
+        try:
+            super()._handle_termination(signum, frame)
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                raise
+            self.stopped(signum)
+            raise SystemExit(128 + signum) from None
+
+
+def signal_name(signum: int) -> str:
+    """SIGTERM, SIGINT, ... for a log line."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class RunEdges(Stream):
+    """A stream that knows when it starts syncing, and when the whole run is over."""
+
+    def on_sync_start(self) -> None:
+        """Called when a selected stream's sync starts, before any of its records."""
+
+    def on_run_end(self) -> None:
+        """Called once, after every stream of the tap has synced (the tap's summary)."""
+
+    @override
+    def _write_schema_message(self) -> None:
+        # Relies on: Stream.sync writing the stream's SCHEMA through _write_schema_message at
+        # the start of every sync of a selected stream, before any of its records.
+        self.on_sync_start()
+        super()._write_schema_message()
+
+    @override
+    def log_sync_costs(self) -> None:
+        """The SDK's cost line; after the last stream's, the end of the run."""
+        # Relies on: Tap.sync_all calling log_sync_costs once on every stream of `tap.streams`,
+        # in that order, after every stream has synced (its "second loop").
+        super().log_sync_costs()
+        streams = list(self._tap.streams.values())
+        if streams and streams[-1] is self:
+            self.on_run_end()
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -118,6 +211,15 @@ def sync_children(stream: Stream) -> None:
     for child in stream.child_streams:
         if child.selected or child.has_selected_descendents:
             child.sync()
+
+
+def sync_now(stream: Stream) -> None:
+    """Sync a top-level stream now, from inside another stream's sync, once more than usual."""
+    # Relies on: Stream.sync() running a whole unpartitioned sync each time it is called, also
+    # from inside another stream's get_records (as for children, above): it writes the stream's
+    # SCHEMA, the records its get_records yields and a STATE, and leaves the outer sync going.
+    # Tap.sync_all still syncs the stream once more in its turn.
+    stream.sync()
 
 
 def sync_children_after(
@@ -230,7 +332,15 @@ class ExportRecordPath(Stream):
 
 
 class BufferedMsgSpecWriter(MsgSpecWriter):
-    """Writes RECORDs into stdout's buffer and flushes on every other message (STATE, SCHEMA...)."""
+    """Writes RECORDs into stdout's buffer and flushes on every other message (STATE, SCHEMA...).
+
+    It counts the RECORDs of each stream on the way, for the run's summary line.
+    """
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """No record written yet."""
+        super().__init__(*args, **kwargs)
+        self.records: dict[str, int] = {}
 
     @override
     def write_message(self, message: Message) -> None:
@@ -243,5 +353,8 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         # nothing a crash would not lose anyway.
         out = sys.stdout.buffer
         out.write(self.format_message(message))
-        if message.type != SingerMessageType.RECORD:
+        if message.type == SingerMessageType.RECORD:
+            stream = t.cast("RecordMessage", message).stream
+            self.records[stream] = self.records.get(stream, 0) + 1
+        else:
             out.flush()

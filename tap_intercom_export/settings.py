@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from singer_sdk import typing as th
 
 from tap_intercom_export.errors import ConfigError
-from tap_intercom_export.timeutil import unix
+from tap_intercom_export.timeutil import known_zone, unix
 
 #: Days before now where a first sync starts when `start_date` is not set.
 DEFAULT_START_DAYS = 30
@@ -26,6 +26,8 @@ LISTABLE_DAYS = 90
 MAX_CONCURRENT_REQUESTS = 256
 #: Intercom's limit of pending reporting export jobs per workspace.
 MAX_PENDING_REPORTING_JOBS = 5
+#: Intercom keeps reporting data this long by default (2 years; 3 with extended retention).
+REPORTING_RETENTION_DAYS = 730
 
 API_HOSTS = {
     "us": "https://api.intercom.io",
@@ -47,7 +49,7 @@ class Setting:
     """One setting: JSON type, default, bounds, and the words of its description and errors."""
 
     name: str
-    kind: str  # "string", "date-time", "integer", "number" or "strings" (a list of them)
+    kind: str  # "string", "date-time", "integer", "number", "timezone" or "strings" (a list)
     title: str
     description: str
     default: t.Any = None
@@ -110,6 +112,8 @@ class Setting:
             return None
         if self.kind == "date-time":
             return _date_time(self.name, value)
+        if self.kind == "timezone":
+            return _timezone(self.name, value)
         if self.kind == "strings":
             if isinstance(value, (list, tuple)) and all(
                 isinstance(v, str) and v.strip() for v in value
@@ -151,6 +155,17 @@ def _date_time(name: str, value: t.Any) -> int:
             f"Setting {name}={value!r} is not a date-time: use RFC 3339, e.g. 2024-01-31T00:00:00Z."
         )
         raise ConfigError(msg) from exc
+
+
+def _timezone(name: str, value: t.Any) -> str:
+    zone = known_zone(value)
+    if zone is None:
+        msg = (
+            f"Setting {name}={value!r} is not a time zone: use an IANA name such as "
+            "America/New_York, Europe/Paris or UTC."
+        )
+        raise ConfigError(msg)
+    return zone
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -303,6 +318,33 @@ SETTINGS: tuple[Setting, ...] = (
         default=2, minimum=1, maximum=MAX_PENDING_REPORTING_JOBS,
         why=f"Intercom allows {MAX_PENDING_REPORTING_JOBS} pending reporting jobs per workspace",
     ),
+    Setting(
+        "reporting_timezone", "timezone", "Reporting time zone",
+        "The time zone Intercom writes reporting times in (they carry no zone), as an IANA name "
+        "such as America/New_York, or UTC. Default: the workspace's time zone, read from "
+        "Intercom (GET /me, app.timezone). Every reporting time is emitted as an instant in UTC.",
+    ),
+    Setting(
+        "reporting_retention_days", "integer", "Reporting retention (days)",
+        f"How far back Intercom keeps reporting data ({REPORTING_RETENTION_DAYS} days = 2 years; "
+        "1095 with extended retention). A start_date or bookmark older than that is moved "
+        "forward to it, with a warning.",
+        default=REPORTING_RETENTION_DAYS, minimum=1, unit="days",
+    ),
+    Setting(
+        "network_retry_seconds", "number", "Network retry time (s)",
+        "How long a request that gets no answer, a dropped connection or an HTTP 5xx is retried "
+        "(waits of 1, 2, 4 ... 30 s) before the run fails with one line naming the host; an "
+        "outage shorter than this costs nothing. Rate limits (429) are waited out separately.",
+        default=120, minimum=0, unit="seconds",
+    ),
+    Setting(
+        "metrics_log_level", "string", "Metrics log level",
+        "info turns on the Singer SDK's METRIC log lines (record counts, request durations), "
+        "for a metrics pipeline; warning (the default) leaves them out. At log level DEBUG "
+        "they are always on.",
+        default="warning", allowed=("warning", "info"),
+    ),
 )  # fmt: skip
 
 CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(*(s.property() for s in SETTINGS)).to_dict()
@@ -363,12 +405,23 @@ class Settings:
     reporting_window_days: float
     reporting_lookback_days: float
     reporting_max_concurrent_jobs: int
+    #: An IANA zone name; None: the workspace's (GET /me).
+    reporting_timezone: str | None
+    reporting_retention_days: int
+    network_retry_seconds: float
+    metrics_log_level: str
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
         """Read every setting; the first one that cannot work raises a one-line ConfigError."""
         values = {s.name: s.read(config) for s in SETTINGS}
-        values["access_token"] = values["access_token"] or ""
+        if not str(values["access_token"] or "").strip():
+            msg = (
+                "Setting access_token is missing: set it to an Intercom access token "
+                "(TAP_INTERCOM_EXPORT_ACCESS_TOKEN, or `meltano config tap-intercom-export set "
+                "access_token`)."
+            )
+            raise ConfigError(msg)
         values["api_url"] = _api_url(values["region"], values["api_url"])
         start, end = values["start_date"], values["end_date"]
         if start is not None and end is not None and start >= end:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def iso(ts: int) -> str:
@@ -17,3 +18,16 @@ def unix(value: datetime | str) -> int:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return int(value.timestamp())
+
+
+def known_zone(name: object) -> str | None:
+    """The IANA time zone `name` as zoneinfo loads it (`UTC` in any case), or None if unknown."""
+    text = str(name).strip()
+    if text.upper() in ("UTC", "Z"):
+        return "UTC"
+    try:
+        ZoneInfo(text)
+    # A folder such as `America` is an OSError (IsADirectoryError) from the tzdata package.
+    except (ValueError, OSError, ZoneInfoNotFoundError):
+        return None
+    return text

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import resource
 import sys
 import threading
 import time
@@ -22,10 +24,16 @@ from tap_intercom_export.tap import TapIntercomExport
 # Meltano with the project's plugins installed once per test process, the fake they run
 # against, and a throwaway PostgreSQL server. Only started by the tests that ask for them.
 from tests.e2e_pipeline import fake, meltano  # noqa: F401
+from tests.kill_harness import chaos  # noqa: F401
 from tests.pg_server import postgres  # noqa: F401
 
 #: time.sleep as it is before the `clock` fixture replaces it.
 REAL_SLEEP = time.sleep
+
+#: Seconds an `e2e` test may take (Meltano installs plugins, runs loaders): every other test has
+#: pyproject.toml's `timeout` (pytest-timeout).
+E2E_TIMEOUT = 900
+
 DAY = 86400
 # A fixed "now" for export tests: midnight UTC, 2023-11-14.
 NOW = 1_699_920_000
@@ -206,3 +214,22 @@ def make_fake() -> t.Iterator[t.Callable[..., FakeIntercom]]:
     yield factory
     for api in started:
         api.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give the end-to-end tests the longer time limit, unless a test sets its own."""
+    for item in items:
+        if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
+
+
+#: Address space a test may use while mutmut runs a mutant (scripts/mutation.sh): a mutant that
+#: loops while growing a list must fail, not take the machine's memory.
+MUTANT_MEMORY = 3 << 30
+
+
+@pytest.fixture(autouse=True)
+def _mutant_memory_cap() -> None:
+    """Under mutation testing only, cap this process's memory."""
+    if os.environ.get("MUTANT_UNDER_TEST") not in (None, "", "stats", "list_all_tests"):
+        resource.setrlimit(resource.RLIMIT_AS, (MUTANT_MEMORY, MUTANT_MEMORY))

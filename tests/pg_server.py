@@ -52,7 +52,8 @@ def postgres() -> t.Iterator[Postgres]:
     bindir = _pg_bindir()
     require(
         bindir is not None and (bindir / "initdb").exists(),
-        "PostgreSQL server binaries not found (set PG_BIN)",
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: install them (Debian: "
+        "apt-get install postgresql, as .ci/run does) or set PG_BIN to their directory",
     )
     assert bindir is not None
     root = Path(tempfile.mkdtemp(prefix="e2e-pg-"))

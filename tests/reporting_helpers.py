@@ -6,6 +6,7 @@ import typing as t
 
 import pytest
 
+from tap_intercom_export.reporting.schemas import DatasetSpec
 from tap_intercom_export.reporting.streams import ReportingStream
 from tap_intercom_export.timeutil import unix
 from tests.conftest import NOW, TOKEN, VirtualClock
@@ -55,3 +56,38 @@ def windows(start: int = START, end: int = END, days: int = 7) -> list[tuple[int
         out.append((cursor, min(cursor + days * 86400, end)))
         cursor = out[-1][1]
     return out
+
+
+def spec_of(fake, dataset: str) -> DatasetSpec:
+    """The dataset as the tap reads it from the fake's get_datasets."""
+    ds = fake.reporting.dataset(dataset)
+    return DatasetSpec.from_api(ds.api(qualified=False))
+
+
+UNFIT = object()  # a duration that is not a number: null, its text kept in extra_columns
+
+
+def typed(kind: str, raw: str, true: str | None):
+    """A CSV value of the fake as the record should hold it, by the fake's attribute kind.
+
+    A time is its instant in UTC, as the fake computes it (`true`), whatever the CSV's zone.
+    """
+    if kind in ("ts", "ts_late"):
+        return true
+    if raw == "":
+        return None
+    if kind == "dur":
+        return int(raw) if raw.isdigit() else UNFIT
+    return raw
+
+
+def expected_records(fake, dataset: str, window: tuple[int, int]) -> list[dict]:
+    """The fake's rows of one window, by the tap's property names."""
+    kinds = {a.id: a.kind for a in fake.reporting.dataset(dataset).attributes}
+    spec = spec_of(fake, dataset)
+    raw = fake.reporting.rows(dataset, window[0], window[1])
+    truth = fake.reporting.truth(dataset, window[0], window[1])
+    return [
+        {a.prop: typed(kinds[a.id], row[a.id], true[a.id]) for a in spec.attributes}
+        for row, true in zip(raw, truth, strict=True)
+    ]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -242,18 +244,51 @@ def _start_tap(config: dict, tmp_path: Path, state: dict | None = None) -> subpr
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
-def _read_until_in_flight(proc: subprocess.Popen) -> dict:
-    deadline = time.monotonic() + 30
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        msg = json.loads(line)
-        if msg["type"] == "STATE":
-            job = msg["value"]["bookmarks"].get("message_export_jobs", {}).get("in_flight_jobs")
-            if job:
-                return msg["value"]
-        assert time.monotonic() < deadline, "no in-flight state"
-    msg = "tap ended without an in-flight state"
-    raise AssertionError(msg)
+class _TapOutput:
+    """A running tap's stdout, read by a thread, so that every wait on it has a deadline."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        """Start reading the tap's stdout line by line."""
+        self.proc = proc
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def _next(self, deadline: float, what: str) -> str | None:
+        try:
+            return self.lines.get(timeout=max(deadline - time.monotonic(), 0.0))
+        except queue.Empty:
+            self.proc.kill()
+            msg = f"the tap printed no {what} in time (killed)"
+            raise AssertionError(msg) from None
+
+    def until_in_flight(self, timeout: float = 30.0) -> dict:
+        """The first STATE naming an open job; fails after `timeout` even if the tap is silent."""
+        deadline = time.monotonic() + timeout
+        while (line := self._next(deadline, "STATE with an in-flight job")) is not None:
+            msg = json.loads(line)
+            if msg["type"] == "STATE":
+                jobs = (
+                    msg["value"]["bookmarks"].get("message_export_jobs", {}).get("in_flight_jobs")
+                )
+                if jobs:
+                    return msg["value"]
+        msg = "tap ended without an in-flight state"
+        raise AssertionError(msg)
+
+    def rest(self, timeout: float = 30.0) -> list[str]:
+        """Every line the tap prints until it exits."""
+        deadline = time.monotonic() + timeout
+        out = []
+        while (line := self._next(deadline, "end of output")) is not None:
+            out.append(line)
+        self.proc.wait(timeout=max(deadline - time.monotonic(), 1.0))
+        return out
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
@@ -261,12 +296,14 @@ def test_killed_while_polling_resumes_the_same_job(make_fake, waits, tmp_path, s
     fake = make_fake(status_script=["pending"] * 10_000)
     config = export_config(fake, export_poll_interval_seconds=0.05)
     proc = _start_tap(config, tmp_path)
-    state = _read_until_in_flight(proc)
+    output = _TapOutput(proc)
+    state = output.until_in_flight()
     os.kill(proc.pid, sig)
-    rest, _ = proc.communicate(timeout=30)
+    rest = output.rest()
     if sig == signal.SIGTERM:  # the SDK writes the state once more on its way out
-        assert proc.returncode == 0
-        last = [json.loads(line) for line in rest.splitlines() if '"STATE"' in line]
+        # A stopped run fails as a shell reports it (128 + 15), so `meltano run` fails too.
+        assert proc.returncode == 143
+        last = [json.loads(line) for line in rest if '"STATE"' in line]
         state = last[-1]["value"] if last else state
     job_id = state["bookmarks"]["message_export_jobs"]["in_flight_jobs"][0]["job_identifier"]
     assert job_id == "job0001"

@@ -3,7 +3,8 @@
 `.venv/bin/python scripts/plugin_definition.py` regenerates plugin/extractors/tap-intercom-export.yml,
 plugin/loaders/target-duckdb.yml and meltano.yml's extractor block; these tests fail when any of them
 has drifted from the tap's settings. The last test is what a user does: `meltano init`, `meltano add
-... --from-ref` the file (pip_url pointed at this checkout), `meltano config list`, `meltano run`.
+... --from-ref` the file (INTERCOM_EXPORT_CLONE naming this checkout), `meltano config list`,
+`meltano run`.
 """
 
 from __future__ import annotations
@@ -76,7 +77,16 @@ def test_meltano_yml_runs_the_same_definition_from_the_checkout() -> None:
 def test_loader_definition_runs_the_fixed_command() -> None:
     duck = yaml.safe_load(generator().LOADER_FILE.read_text())
     assert duck["executable"] == "target-duckdb-intercom"
-    assert duck["pip_url"].endswith("#subdirectory=loaders/target-duckdb-fixed")
+    assert duck["pip_url"] == "-e ${INTERCOM_EXPORT_CLONE}/loaders/target-duckdb-fixed"
+
+
+def test_definitions_install_the_clone_the_variable_names() -> None:
+    assert definition()["pip_url"] == "-e ${INTERCOM_EXPORT_CLONE}"
+    for path in (generator().EXTRACTOR_FILE, generator().LOADER_FILE):
+        text = path.read_text()
+        # The header's command is the README's (no `meltano add extractor NAME` form, which
+        # Meltano 4.4.1 takes as two plugin names), and no placeholder repository.
+        assert "meltano add --plugin-type " in text and "OWNER" not in text
 
 
 JSONL = {"name": "target-jsonl", "namespace": "target_jsonl", "pip_url": "target-jsonl==0.1.4",
@@ -91,9 +101,9 @@ def test_meltano_add_from_ref_in_a_new_project_lists_every_setting_and_runs(tmp_
     db = tmp_path / "meltano.db"
     meltano("init", "project", "--no_usage_stats", db=db)
     meltano.project = tmp_path / "project"
-    # The file as committed, installing from this checkout instead of the published repository.
-    ref = tmp_path / "tap-intercom-export.yml"
-    ref.write_text(yaml.safe_dump({**definition(), "pip_url": f"-e {REPO}"}, sort_keys=False))
+    # The file as committed: it installs the clone INTERCOM_EXPORT_CLONE names (this checkout).
+    meltano.env["INTERCOM_EXPORT_CLONE"] = str(REPO)
+    ref = generator().EXTRACTOR_FILE
     jsonl = tmp_path / "target-jsonl.yml"
     jsonl.write_text(yaml.safe_dump(JSONL))
     meltano(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,7 +54,7 @@ def foreign_job(fake, status="pending") -> FakeJob:
 # -- one job at a time -------------------------------------------------------------------------
 
 
-def test_waits_for_another_workspace_job(make_fake, clock) -> None:
+def test_waits_for_another_workspace_job(make_fake, clock, caplog) -> None:
     fake = make_fake()
     other = foreign_job(fake)
     sleeps = clock.sleeps
@@ -67,10 +69,20 @@ def test_waits_for_another_workspace_job(make_fake, clock) -> None:
     from tap_intercom_export.content.streams import MessageExportJobsStream
 
     MessageExportJobsStream.sleep = staticmethod(sleep_and_finish_other)  # restored by the fixture
+    caplog.set_level(logging.INFO)
     run = run_tap(export_config(fake, **ONE_WINDOW))
     assert receipt_ids(run) == expected_ids(fake)
     assert sleeps[:3] == [5, 10, 20]  # backing off while the other job runs
     assert len(creates(fake)) == 4  # three refused, one accepted
+    # A job no state of ours names is explained once (README, Troubleshooting), then followed.
+    refused = [r.getMessage() for r in caplog.records if "refuses a new" in r.getMessage()]
+    assert len(refused) == 1 and re.search(
+        r"another one is pending in this workspace .* and the state names no job of ours\. It is "
+        r"probably the job of an earlier run that stopped before its loader saved the state, or "
+        r"another tool's export\. Waiting for it to finish \(up to export_timeout_seconds=43200",
+        refused[0],
+    )
+    assert sum("Still waiting for the other pending" in r.getMessage() for r in caplog.records) == 2
 
 
 def test_gives_up_on_another_workspace_job_with_a_clear_error(make_fake, clock) -> None:

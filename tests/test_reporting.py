@@ -4,49 +4,28 @@ from __future__ import annotations
 
 import pytest
 
-from tap_intercom_export.reporting.schemas import DatasetSpec
 from tap_intercom_export.tap import TapIntercomExport
 from tests.conftest import DAY, run_tap, selection_catalog
-from tests.reporting_helpers import END, START, STREAMS, enqueues, rclock, reporting_config, windows
+from tests.reporting_helpers import (
+    END,
+    START,
+    STREAMS,
+    UNFIT,
+    enqueues,
+    expected_records,
+    rclock,
+    reporting_config,
+    windows,
+)
 
 __all__ = ["rclock"]
-
-
-def spec_of(fake, dataset: str) -> DatasetSpec:
-    """The dataset as the tap reads it from the fake's get_datasets."""
-    ds = fake.reporting.dataset(dataset)
-    return DatasetSpec.from_api(ds.api(qualified=False))
-
-
-UNFIT = object()  # a duration that is not a number: null, its text kept in extra_columns
-
-
-def typed(kind: str, raw: str):
-    """A raw CSV value of the fake as the record should hold it, by the fake's attribute kind."""
-    if raw == "":
-        return None
-    if kind in ("ts", "ts_late"):  # as Intercom wrote it, in the workspace's zone (UTC here)
-        return raw.replace(" ", "T")
-    if kind == "dur":
-        return int(raw) if raw.isdigit() else UNFIT
-    return raw
-
-
-def expected_records(fake, dataset: str, window: tuple[int, int]) -> list[dict]:
-    """The fake's rows of one window, by the tap's property names."""
-    kinds = {a.id: a.kind for a in fake.reporting.dataset(dataset).attributes}
-    spec = spec_of(fake, dataset)
-    return [
-        {a.prop: typed(kinds[a.id], row[a.id]) for a in spec.attributes}
-        for row in fake.reporting.rows(dataset, window[0], window[1])
-    ]
 
 
 def test_discover_lists_every_dataset(make_fake) -> None:
     fake = make_fake()
     catalog = TapIntercomExport(config=reporting_config(fake)).catalog_dict
     entries = {e["tap_stream_id"]: e for e in catalog["streams"]}
-    assert {n for n in entries if n.startswith("reporting_")} == set(STREAMS)
+    assert {n for n in entries if n.startswith("reporting_")} == {*STREAMS, "reporting_export_jobs"}
     assert "message_receipts" in entries and "contact_events" in entries
 
     conversation = entries["reporting_conversation"]
@@ -82,11 +61,11 @@ def test_reporting_datasets_setting_narrows_discovery(make_fake) -> None:
     catalog = TapIntercomExport(
         config=reporting_config(fake, reporting_datasets=["tickets"])
     ).catalog_dict
-    assert [
+    assert {
         e["tap_stream_id"]
         for e in catalog["streams"]
         if e["tap_stream_id"].startswith("reporting_")
-    ] == ["reporting_tickets"]
+    } == {"reporting_tickets", "reporting_export_jobs"}
 
 
 def test_sync_lands_exactly_the_fakes_rows(make_fake, rclock) -> None:
@@ -112,7 +91,7 @@ def test_sync_lands_exactly_the_fakes_rows(make_fake, rclock) -> None:
         assert bookmark["replication_key_value"] == "2023-11-14T00:00:00+00:00"
         assert bookmark["in_flight_jobs"] == []
     conversation = run.records("reporting_conversation")
-    assert conversation[0]["conversation_started_at"] == "2023-10-25T00:00:00"
+    assert conversation[0]["conversation_started_at"] == "2023-10-25T00:00:00+00:00"
     assert conversation[0]["conversation_remark"] == 'Great, thanks!\n"Row 288", really'
     assert conversation[1]["conversation_remark"] is None
     assert any(r["Brand"] != r["Brand_2"] for r in conversation if r["Brand"])

@@ -173,7 +173,9 @@ def test_token_without_permission_warns_once_and_other_streams_work(
         names = [
             e["tap_stream_id"] for e in TapIntercomExport(config=config).catalog_dict["streams"]
         ]
-    assert not [n for n in names if n.startswith("reporting_")] and "message_receipts" in names
+    # Only the (empty) job ledger, offered whatever the token may do.
+    assert [n for n in names if n.startswith("reporting_")] == ["reporting_export_jobs"]
+    assert "message_receipts" in names
     warnings = [r.getMessage() for r in caplog.records if "Export reporting data" in r.getMessage()]
     assert len(warnings) == 1 and "403" in warnings[0]
 
@@ -223,6 +225,17 @@ def test_catalog_rebuilds_streams_without_discovery(make_fake, rclock) -> None:
             "reporting_datasets",
             "conversation",
             "reporting_datasets='conversation' must be a list of dataset ids",
+        ),
+        (
+            "reporting_timezone",
+            "EST-5",
+            "reporting_timezone='EST-5' is not a time zone: use an IANA name such as America/",
+        ),
+        ("reporting_timezone", "America", "reporting_timezone='America' is not a time zone"),
+        (
+            "reporting_retention_days",
+            0,
+            "reporting_retention_days=0 must be a whole number of days, 1 or more",
         ),
         (
             "reporting_datasets",

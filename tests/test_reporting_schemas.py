@@ -5,6 +5,8 @@ from __future__ import annotations
 from tap_intercom_export.jobs.windows import Window, plan_around, plan_windows
 from tap_intercom_export.reporting.api import qualified_ids
 from tap_intercom_export.reporting.schemas import ROW_KEY, DatasetSpec, RowMapper
+from tap_intercom_export.reporting.zone import ReportingZone, parse_time
+from tap_intercom_export.settings import Settings
 
 DATASET = {
     "id": "conversation",
@@ -95,7 +97,7 @@ def test_columns_matched_one_by_one_duplicates_kept_apart() -> None:
         {"export_job_id": "j"},
     )
     assert record["Brand"] == "people's" and record["Brand_2"] == "conversation's"
-    assert record["conversation_started_at"] == "2024-01-02T03:04:05"
+    assert record["conversation_started_at"] == "2024-01-02T03:04:05+00:00"
     assert record["time_to_close"] is None
     assert record["extra_columns"] == {"time_to_close": "n/a", "surprise": "a", "surprise#2": "b"}
     assert mapper.unknown == ["surprise", "surprise#2"] and mapper.bad_values == {
@@ -151,3 +153,48 @@ def test_windows_keep_in_flight_bounds() -> None:
     assert chain_windows(5 * day, 6 * day, 7 * day, [Window(0, day), Window(5 * day, 8 * day)]) == [
         Window(5 * day, 6 * day)
     ]
+
+
+def local(zone: str, text: str) -> str:
+    """The instant the tap emits for `text` written in `zone`."""
+    when = parse_time(text)
+    assert when is not None
+    return ReportingZone(zone, "test").instant(when)
+
+
+def test_local_times_become_utc_instants() -> None:
+    assert local("America/New_York", "2023-10-25 08:00:00") == "2023-10-25T12:00:00+00:00"  # EDT
+    assert local("America/New_York", "2023-12-25 08:00:00") == "2023-12-25T13:00:00+00:00"  # EST
+    assert local("Asia/Kolkata", "2023-10-25 05:30:00") == "2023-10-25T00:00:00+00:00"
+    assert local("UTC", "2023-10-25 05:30:00") == "2023-10-25T05:30:00+00:00"
+    # Instants already: unix seconds, an offset, Z, a UTC suffix; whatever the zone.
+    for text in (
+        "1698235200",
+        "2023-10-25T08:00:00-04:00",
+        "2023-10-25T12:00:00Z",
+        "2023-10-25 12:00:00 UTC",
+    ):
+        assert local("Asia/Kolkata", text) == "2023-10-25T12:00:00+00:00", text
+    assert parse_time("25/10/2023 08:00") is None  # kept as text by the row mapper
+
+
+def test_dst_rule_first_occurrence_and_offset_before_the_change() -> None:
+    new_york = ReportingZone("America/New_York", "test")
+    # 2023-11-05 01:30 happens twice in New York (EDT, then EST): read as the first, in EDT.
+    assert new_york.instant(parse_time("2023-11-05 01:30:00")) == "2023-11-05T05:30:00+00:00"
+    assert new_york.repeated == 1
+    assert new_york.instant(parse_time("2023-11-05 02:30:00")) == "2023-11-05T07:30:00+00:00"
+    # 2024-03-10 02:30 never happens (02:00 EST jumps to 03:00 EDT): read in EST, the offset
+    # before the change, as if the clock had not moved yet (= 03:30 EDT).
+    assert new_york.instant(parse_time("2024-03-10 02:30:00")) == "2024-03-10T07:30:00+00:00"
+    assert new_york.instant(parse_time("2024-03-10 03:30:00")) == "2024-03-10T07:30:00+00:00"
+    assert new_york.repeated == 1
+
+
+def test_reporting_timezone_setting_reads_iana_names_and_utc() -> None:
+    base = {"access_token": "t"}
+    assert Settings.from_config(base).reporting_timezone is None
+    assert Settings.from_config({**base, "reporting_timezone": "utc"}).reporting_timezone == "UTC"
+    tz = Settings.from_config({**base, "reporting_timezone": " Asia/Kolkata "}).reporting_timezone
+    assert tz == "Asia/Kolkata"
+    assert Settings.from_config(base).reporting_retention_days == 730

@@ -246,6 +246,48 @@ def test_child_streams_are_left_to_their_parent(capsys) -> None:
     ), SDK + "a child synced by sdk.sync_children has no final bookmark"
 
 
+def test_a_stream_synced_from_inside_another_writes_at_once(capsys) -> None:
+    class Ledger(Numbers):
+        name = "tally"  # synced after "numbers" (Tap.sync_all goes by name)
+        pending: t.ClassVar[list[dict]] = []
+
+        def get_records(self, context):  # noqa: ARG002 - the SDK's hook
+            while self.pending:
+                yield self.pending.pop(0)
+
+    class Outer(Numbers):
+        def get_records(self, context):
+            for record in super().get_records(context):
+                yield record
+                Ledger.pending.append(dict(record))
+                sdk.sync_now(self._tap.streams["tally"])
+
+    tap = make_tap(Outer, Ledger)
+    tap.sync_all()
+    out = messages(capsys)
+    kinds = [(m["type"], m.get("stream")) for m in out if m["type"] in ("RECORD", "SCHEMA")]
+    # Each outer record, then at once the ledger's SCHEMA and its record; then the ledger's turn.
+    each = [("RECORD", "numbers"), ("SCHEMA", "tally"), ("RECORD", "tally")]
+    assert kinds == [("SCHEMA", "numbers"), *each * 3, ("SCHEMA", "tally")], (
+        SDK + "Stream.sync() called from inside another stream's sync no longer writes the "
+        "stream's records at once, or Tap.sync_all no longer syncs it in its turn (sdk.sync_now: "
+        "reporting_export_jobs)"
+    )
+    ledger_states = [
+        i for i, m in enumerate(out) if m["type"] == "STATE" and "tally" in m["value"]["bookmarks"]
+    ]
+    first_ledger_record = next(
+        i for i, m in enumerate(out) if m.get("stream") == "tally" and m["type"] == "RECORD"
+    )
+    assert ledger_states and ledger_states[0] > first_ledger_record, (
+        SDK + "a stream synced by sdk.sync_now writes no STATE after its records"
+    )
+    last = [m["value"] for m in out if m["type"] == "STATE"][-1]
+    assert last["bookmarks"]["numbers"]["replication_key_value"] == ROWS[-1]["at"], (
+        SDK + "the outer stream's sync no longer ends normally after sdk.sync_now"
+    )
+
+
 def test_children_sync_on_a_record_before_it_is_written(capsys) -> None:
     counted: dict[str, int] = {"rows": 0}
 
@@ -429,3 +471,96 @@ def test_buffered_writer_flushes_at_state_only(monkeypatch) -> None:
 def test_private_hooks_still_exist(hook: str) -> None:
     owner = RESTStream if hook == "_request" else Stream
     assert callable(getattr(owner, hook, None)), f"{SDK}{owner.__name__}.{hook} is gone (sdk.py)"
+
+
+# -- the tap's life: config check, signals, end of run -------------------------------------------
+
+
+class _Hooked(sdk.TapHooks):
+    """A tap that records what the seam's hooks saw."""
+
+    name = "tap-hooked"
+    config_jsonschema = th.PropertiesList(th.Property("n", th.IntegerType)).to_dict()
+    seen: t.ClassVar[list[str]] = []
+
+    def discover_streams(self):
+        return [Numbers(self)]
+
+    def on_config(self) -> None:
+        self.seen.append(f"config n={self.config.get('n')}")
+
+    def check_settings(self) -> None:
+        self.seen.append("check")
+        if self.config.get("n") == 0:
+            raise ValueError("the tap's own line")  # noqa: EM101, TRY003
+
+    def config_invalid(self, errors: list[str]) -> Exception:
+        return RuntimeError(" | ".join(errors))
+
+    def stopped(self, signum: int) -> None:
+        self.seen.append(f"stopped {signum}")
+
+
+def test_config_is_merged_before_the_tap_checks_it_ahead_of_the_schema(monkeypatch) -> None:
+    _Hooked.seen.clear()
+    monkeypatch.setenv("TAP_HOOKED_N", "4")
+    _Hooked(config={}, parse_env_config=True, catalog={"streams": []})
+    assert _Hooked.seen == ["config n=4", "check"], (
+        f"{SDK}_validate_config is not called once the config (env included) is merged"
+    )
+    with pytest.raises(ValueError, match="the tap's own line"):
+        _Hooked(config={"n": 0}, catalog={"streams": []})
+    with pytest.raises(RuntimeError, match=r"'x' is not of type 'integer'"):
+        _Hooked(config={"n": "x"}, catalog={"streams": []})
+
+
+def test_termination_writes_the_state_then_exits_with_the_signal(capsys) -> None:
+    import signal
+
+    _Hooked.seen.clear()
+    tap = _Hooked(config={}, state={"bookmarks": {"numbers": {"replication_key_value": "x"}}})
+    assert signal.getsignal(signal.SIGTERM) == tap._handle_termination, (
+        f"{SDK}SIGTERM is not the tap's _handle_termination"
+    )
+    with pytest.raises(SystemExit) as stop:
+        tap._handle_termination(signal.SIGTERM, None)
+    assert stop.value.code == 143
+    assert _Hooked.seen[-1] == "stopped 15"
+    assert states(capsys)[-1]["bookmarks"]["numbers"]["replication_key_value"] == "x", (
+        f"{SDK}no STATE written on termination"
+    )
+
+
+class _Edges(sdk.RunEdges, Numbers):
+    """Numbers, noting the edges of its sync and of the run."""
+
+    name = "edges"
+    edges: t.ClassVar[list[str]] = []
+
+    def on_sync_start(self) -> None:
+        self.edges.append(f"{self.name} start")
+
+    def on_run_end(self) -> None:
+        self.edges.append("run end")
+
+    def get_records(self, context):
+        self.edges.append(f"{self.name} records")
+        yield from super().get_records(context)
+
+
+class _LastEdges(_Edges):
+    name = "last"
+
+
+def test_sync_start_comes_before_records_and_run_end_after_every_stream(capsys) -> None:
+    _Edges.edges.clear()
+    make_tap(_Edges, _LastEdges).sync_all()
+    assert _Edges.edges == [
+        "edges start",
+        "edges records",
+        "last start",
+        "last records",
+        "run end",
+    ], (
+        f"{SDK}SCHEMA is not written before records, or log_sync_costs not called per stream in order after all syncs"
+    )

@@ -6,34 +6,48 @@ open job, the right job resumed.
 
 from __future__ import annotations
 
-import copy
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import export_config, export_streams
 from tests.conftest import run_tap as run_any
+from tests.meltano_harness import REPO, ensure_meltano
+
+pytestmark = pytest.mark.e2e
+
+MELTANO_PYTHON = REPO / ".venv-meltano" / "bin" / "python"
 
 
-def meltano_merge(src: dict, dest: dict) -> dict:
-    """A faithful copy of `meltano.core.utils.merge` (Meltano 4.4.1).
+@pytest.fixture(autouse=True, scope="module")
+def _meltano() -> None:
+    ensure_meltano(Path(MELTANO_PYTHON).with_name("meltano"))
 
-    Used by `MeltanoState.json_merged`/`merge_partial` in meltano/core/state_store/base.py: dicts
-    recurse (a stored null under a new object fails), anything else replaces, keys only in `dest`
-    stay.
-    """
-    for key, value in src.items():
-        if isinstance(value, dict):
-            node = dest.setdefault(key, {})
-            meltano_merge(value, node)
-        else:
-            dest[key] = value
-    return dest
+
+# Meltano's own merge, run by the installed Meltano: `meltano.core.utils.merge`, which
+# `MeltanoState.merge_partial`/`json_merged` (meltano/core/state_store/base.py) apply to each
+# STATE a run emits: dicts recurse (a stored null under a new object fails), anything else
+# replaces, keys only in the stored state stay.
+_MERGE = """
+import json, sys
+from meltano.core.utils import merge
+stored, states = json.load(sys.stdin)
+for state in states:
+    stored = merge(state, stored)
+json.dump(stored, sys.stdout)
+"""
 
 
 def persist(stored: dict, states: list[dict]) -> dict:
     """The stored state after Meltano merged each STATE message of a run into it."""
-    stored = copy.deepcopy(stored)
-    for state in states:
-        stored = meltano_merge(copy.deepcopy(state), stored)
-    return stored
+    proc = subprocess.run(
+        [str(MELTANO_PYTHON), "-c", _MERGE], input=json.dumps([stored, states]),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"Meltano's merge failed:\n{proc.stderr[-3000:]}"
+    return json.loads(proc.stdout)
 
 
 def until_job(states: list[dict]) -> list[dict]:
@@ -47,13 +61,9 @@ def until_job(states: list[dict]) -> list[dict]:
 
 def test_meltano_merge_rule_is_what_crashed() -> None:
     with_null = {"bookmarks": {"s": {"in_flight_job": None}}}
-    try:
-        meltano_merge({"bookmarks": {"s": {"in_flight_job": {"job_identifier": "j"}}}}, with_null)
-    except (TypeError, AttributeError):
-        pass
-    else:
-        msg = "the copied merge rule no longer fails on null -> object"
-        raise AssertionError(msg)
+    new = {"bookmarks": {"s": {"in_flight_job": {"job_identifier": "j"}}}}
+    with pytest.raises(AssertionError, match=r"AttributeError|TypeError"):
+        persist(with_null, [new])
 
 
 def test_killed_completed_and_new_job_runs_merge_cleanly(make_fake, clock) -> None:
@@ -101,6 +111,7 @@ def test_legacy_open_jobs_are_resumed_and_do_not_come_back(make_fake, clock) -> 
     }}}  # fmt: skip
     fake.exports.jobs.pop("job0099", None)
     run = run_any(config, stored, select=export_streams(), raise_errors=False)
+    assert run.error is None
     assert run.records("message_export_jobs")[0]["resumed"] is True
     merged = persist(stored, run.states)["bookmarks"]["message_export_jobs"]
     assert merged["in_flight_job"] is None and merged["in_flight_jobs_ahead"] == []

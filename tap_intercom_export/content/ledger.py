@@ -22,7 +22,7 @@ from tap_intercom_export.content.api import ContentExportClient
 from tap_intercom_export.content.base import ExportWindowStream
 from tap_intercom_export.content.lookback import LAST_LOOKBACK, Lookback, describe
 from tap_intercom_export.content.schemas import FILE_KINDS
-from tap_intercom_export.jobs.model import ExportSettings, WindowExport
+from tap_intercom_export.jobs.model import JOB_KEY, JOB_OUTCOME, ExportSettings, WindowExport
 from tap_intercom_export.jobs.windows import JobPlan, plan_around, plan_windows
 from tap_intercom_export.timerange import TimeRange, plan_range
 from tap_intercom_export.timeutil import iso
@@ -59,20 +59,10 @@ class MessageExportJobsStream(ExportWindowStream):
     replication_key = "window_start"
 
     schema = th.PropertiesList(
-        th.Property("job_identifier", th.StringType, required=True),
-        th.Property("window_start", th.DateTimeType, required=True),
-        th.Property("window_end", th.DateTimeType, required=True),
+        *JOB_KEY,
         th.Property("created_at_after", th.IntegerType, description="Intercom's bound, unix s"),
         th.Property("created_at_before", th.IntegerType, description="Intercom's bound, unix s"),
-        th.Property("status", th.StringType),
-        th.Property("attempts", th.IntegerType),
-        th.Property("resumed", th.BooleanType),
-        th.Property("created_at", th.DateTimeType),
-        th.Property("completed_at", th.DateTimeType),
-        th.Property("poll_seconds", th.NumberType),
-        th.Property("download_seconds", th.NumberType),
-        th.Property("download_bytes", th.IntegerType),
-        th.Property("container", th.StringType),
+        *JOB_OUTCOME,
         th.Property(
             "files",
             th.ArrayType(
@@ -205,12 +195,13 @@ class MessageExportJobsStream(ExportWindowStream):
                 window,
                 windows[0],
             )
+        names = [c.name for c in children]
         self.logger.info(
-            "Exporting %d window(s) from %s to %s for %s.",
+            "Message data export: %d window(s) from %s to %s, one Intercom job each, for %s.",
             len(windows),
             iso(windows[0].start),
             iso(windows[-1].end),
-            ", ".join(c.name for c in children),
+            ", ".join(names) if len(names) <= 3 else f"{len(names)} message_* streams",  # noqa: PLR2004
         )
         self.engine = self.runner(
             ContentExportClient(self), self.export_settings(), self.remember_job

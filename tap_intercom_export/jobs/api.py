@@ -35,6 +35,8 @@ class Job:
     status: str
     download_url: str = ""
     download_expires_at: int | None = None
+    #: Created before its window's turn (reporting: enqueued ahead), and now taken up.
+    enqueued_ahead: bool = False
 
     @classmethod
     def from_api(cls, body: dict[str, t.Any]) -> Job:

@@ -78,12 +78,17 @@ def download_archive(  # noqa: PLR0913 - the engine's settings and clocks, passe
         result.download_seconds = clock() - started
         result.archive = archive
         logger.info(
-            "Downloaded export job %s: %.1f MB %s with %s in %.1f s.",
+            "Downloaded export job %s: %.1f MB %s, %d file(s), in %.1f s.",
             job.job_id,
             result.download_bytes / 1e6,
             archive.container,
-            ", ".join(f"{m.name} ({m.newlines} lines)" for m in archive.members) or "no files",
+            len(archive.members),
             result.download_seconds,
+        )
+        logger.debug(
+            "Export job %s files: %s",
+            job.job_id,
+            ", ".join(f"{m.name} ({m.newlines} lines)" for m in archive.members) or "none",
         )
         try:
             client.inspect(job, result.window, archive)

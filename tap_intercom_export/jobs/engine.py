@@ -42,12 +42,18 @@ from tap_intercom_export.errors import (
 from tap_intercom_export.jobs.api import ExportClient, Job, SplitWindow
 from tap_intercom_export.jobs.download import DownloadGoneError, download_archive
 from tap_intercom_export.jobs.model import ExportSettings, WindowExport
+from tap_intercom_export.logs import duration
 from tap_intercom_export.timeutil import iso
 
 if t.TYPE_CHECKING:
     import logging
 
     from tap_intercom_export.jobs.windows import Window
+
+
+#: While a job is pending: a progress line this long after it started, then every PROGRESS_EVERY.
+PROGRESS_FIRST = 30.0
+PROGRESS_EVERY = 180.0
 
 
 class _RetryJobError(Exception):
@@ -232,8 +238,10 @@ class ExportRunner:
         return job, False, int(self.wall())
 
     def _create(self, window: Window) -> Job:
-        deadline = self.clock() + self.settings.timeout
+        started = self.clock()
+        deadline = started + self.settings.timeout
         wait = min(self.settings.poll_interval, 30.0) or 1.0
+        refused = False
         while True:
             try:
                 job = self.client.create(window)
@@ -246,27 +254,45 @@ class ExportRunner:
                     )
                     self._cancel_quietly(stale)
                     continue
-                if self.clock() >= deadline:
+                now = self.clock()
+                if now >= deadline:
                     msg = (
                         f"Another {self.client.label} job is active in this Intercom workspace "
                         f"and did not finish within export_timeout_seconds={self.settings.timeout:g}: "
                         "wait for it to finish (or cancel it in Intercom), then run the tap again."
                     )
                     raise ExportError(msg) from None
-                self.logger.warning(
-                    "Another %s job is running in this Intercom workspace "
-                    "(%s): waiting %.0f s before creating the job for %s.",
-                    self.client.label,
-                    self.client.lock_rule,
-                    wait,
-                    window,
-                )
+                if not refused:
+                    refused = True
+                    # The state names no job of ours that could be the pending one: it is not
+                    # ours to cancel (README, Troubleshooting: "waits for another export job").
+                    self.logger.warning(
+                        "Intercom refuses a new %s job: another one is pending in this workspace "
+                        "(%s) and the state names no job of ours. It is probably the job of an "
+                        "earlier run that stopped before its loader saved the state, or another "
+                        "tool's export. Waiting for it to finish (up to export_timeout_seconds="
+                        "%g, checking every %.0f s to 5 min), then creating the job for %s.",
+                        self.client.label,
+                        self.client.lock_rule,
+                        self.settings.timeout,
+                        wait,
+                        window,
+                    )
+                else:
+                    self.logger.info(
+                        "Still waiting for the other pending %s job (%s so far); next try in "
+                        "%.0f s.",
+                        self.client.label,
+                        duration(now - started),
+                        wait,
+                    )
                 self.sleep(wait)
                 wait = min(wait * 2, 300.0)
                 continue
             self.current_job = job
             self.logger.info(
-                "Created export job %s for window %s (created_at %d..%d).",
+                "%s export job %s for window %s (created_at %d..%d).",
+                "Using the" if job.enqueued_ahead else "Created",
                 job.job_id,
                 window,
                 window.created_at_after,
@@ -321,16 +347,31 @@ class ExportRunner:
         last = None
         # Small windows finish in seconds: poll quickly first, then settle on the interval.
         wait = 1.0
+        # A person watching a wait of hours sees it move: each new status, and in between a
+        # line soon after the start, then every few minutes.
+        note_at = started + PROGRESS_FIRST
         while True:
+            now = self.clock()
             if job.status != last:
                 self.logger.info(
-                    "Export job %s for window %s is %s (after %.0f s).",
+                    "Export job %s for window %s is %s (after %s).",
                     job.job_id,
                     window,
                     job.status or "without status",
-                    self.clock() - started,
+                    duration(now - started),
                 )
                 last = job.status
+            elif now >= note_at:
+                self.logger.info(
+                    "Export job %s for window %s: Intercom still reports %s after %s "
+                    "(checking every %s; jobs can take hours, a stopped run resumes this one).",
+                    job.job_id,
+                    window,
+                    job.status,
+                    duration(now - started),
+                    duration(self.settings.poll_interval),
+                )
+                note_at = now + PROGRESS_EVERY
             if job.status in self.client.done_statuses or job.status == "no_data":
                 return job
             if job.status == "failed":

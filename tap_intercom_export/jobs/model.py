@@ -5,6 +5,8 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
+from singer_sdk import typing as th
+
 from tap_intercom_export.jobs.windows import MIN_WINDOW_SECONDS, Window
 from tap_intercom_export.timeutil import iso
 
@@ -26,6 +28,26 @@ class ExportSettings:
     create_attempts: int = 2
     max_jobs_per_window: int = 5
     min_window_seconds: int = MIN_WINDOW_SECONDS
+
+
+#: The job ledgers' (message_export_jobs, reporting_export_jobs) key: a job and its window.
+JOB_KEY = (
+    th.Property("job_identifier", th.StringType, required=True),
+    th.Property("window_start", th.DateTimeType, required=True),
+    th.Property("window_end", th.DateTimeType, required=True),
+)
+#: What the ledgers say of a job's run, as `WindowExport.job_record` fills it.
+JOB_OUTCOME = (
+    th.Property("status", th.StringType),
+    th.Property("attempts", th.IntegerType),
+    th.Property("resumed", th.BooleanType),
+    th.Property("created_at", th.DateTimeType),
+    th.Property("completed_at", th.DateTimeType),
+    th.Property("poll_seconds", th.NumberType),
+    th.Property("download_seconds", th.NumberType),
+    th.Property("download_bytes", th.IntegerType),
+    th.Property("container", th.StringType),
+)
 
 
 @dataclass

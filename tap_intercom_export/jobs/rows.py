@@ -9,14 +9,13 @@ are not UTF-8 are kept (in `extra_columns`, or as U+FFFD) and counted in one war
 
 from __future__ import annotations
 
+import logging
 import typing as t
 
 from tap_intercom_export.jobs.archive import DecodeCounter, iter_csv
 from tap_intercom_export.timeutil import iso
 
 if t.TYPE_CHECKING:
-    import logging
-
     from tap_intercom_export.jobs.archive import Member
     from tap_intercom_export.jobs.model import WindowExport
 
@@ -55,6 +54,7 @@ class MemberReader:
         self.name = name
         self.unknown_means = unknown_means
         self._reported: set[str] = set()
+        self._misfits: set[str] = set()
 
     def records(
         self,
@@ -111,11 +111,17 @@ class MemberReader:
                 typed.width,
             )
         for column, n in typed.bad_values.items():
-            self.logger.warning(
-                "%s: %s: %d value(s) of %s did not fit its type; kept as text in extra_columns.",
+            # Once per column and run a WARNING; later windows only count (Intercom writes
+            # `n/a` in durations on every reporting window: nothing for a person to do twice).
+            first = column not in self._misfits
+            self._misfits.add(column)
+            self.logger.log(
+                logging.WARNING if first else logging.INFO,
+                "%s: %s: %d value(s) of %s did not fit its type; kept as text in extra_columns%s.",
                 self.name,
                 member,
                 n,
                 column,
+                " (later windows: at INFO)" if first else "",
             )
         counter.report(self.logger, member)

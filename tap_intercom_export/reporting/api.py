@@ -152,13 +152,14 @@ class ReportingExportClient(ExportClient):
             )
             return None
         if job.status in self.active_statuses + self.done_statuses:
-            self.logger.info(
+            self.logger.debug(
                 "Using reporting job %s (%s) enqueued earlier for %s %s.",
                 job_id,
                 job.status,
                 self.stream_name,
                 window,
             )
+            job.enqueued_ahead = True
             return job
         self.logger.warning(
             "Reporting job %s enqueued earlier for %s %s is %s: enqueueing a new one.",

@@ -18,11 +18,14 @@ from tap_intercom_export.errors import (
     IntercomAPIError,
     IntercomAuthError,
     IntercomNotFoundError,
+    NetworkError,
 )
 from tap_intercom_export.reporting.api import DATASETS_PATH, SINCE_VERSION, ReportingExportClient
+from tap_intercom_export.reporting.ledger import NAME as LEDGER
+from tap_intercom_export.reporting.ledger import ReportingExportJobsStream
 from tap_intercom_export.reporting.scheduler import PERMISSION_HINT, ReportingScheduler
 from tap_intercom_export.reporting.schemas import DatasetSpec
-from tap_intercom_export.reporting.streams import ReportingStream, stream_class
+from tap_intercom_export.reporting.streams import stream_class
 from tap_intercom_export.settings import Settings
 
 if t.TYPE_CHECKING:
@@ -36,8 +39,9 @@ class _DatasetsProbe(IntercomStream):
     path = DATASETS_PATH
     schema: t.ClassVar[dict[str, t.Any]] = {"type": "object", "properties": {}}
     # Discovery runs before every sync without a catalog: an unreachable API must not hold it
-    # up for the ten tries of a sync request.
+    # up for the ten tries (or the network retry time) of a sync request.
     max_tries = 3
+    network_retry_seconds = 3.0
 
 
 def _from_catalog(tap: Tap) -> list[DatasetSpec]:
@@ -48,7 +52,7 @@ def _from_catalog(tap: Tap) -> list[DatasetSpec]:
             entry.key_properties or (),
         )
         for entry in (tap.input_catalog.streams if tap.input_catalog else [])
-        if entry.tap_stream_id.startswith("reporting_")
+        if entry.tap_stream_id.startswith("reporting_") and entry.tap_stream_id != LEDGER
     ]
 
 
@@ -56,24 +60,32 @@ def _from_workspace(tap: Tap) -> list[DatasetSpec]:
     try:
         return ReportingExportClient(_DatasetsProbe(tap)).datasets()
     except IntercomAuthError as exc:
-        tap.logger.warning("No reporting_* streams: %s; %s.", exc, PERMISSION_HINT)
+        tap.logger.warning("No reporting dataset streams: %s; %s.", exc, PERMISSION_HINT)
     except IntercomNotFoundError as exc:
         tap.logger.warning(
-            "No reporting_* streams: %s. The reporting data export needs intercom_version %s "
+            "No reporting dataset streams: %s. The reporting data export needs intercom_version %s "
             "or later.",
             exc,
             SINCE_VERSION,
         )
-    except (IntercomAPIError, RetriableAPIError, requests.exceptions.RequestException) as exc:
+    except (
+        IntercomAPIError,
+        RetriableAPIError,
+        NetworkError,
+        requests.exceptions.RequestException,
+    ) as exc:
         # Discovery of reporting datasets must not take the other streams down with it.
         tap.logger.warning(
-            "No reporting_* streams this time: listing reporting datasets failed: %s", exc
+            "No reporting dataset streams this time: listing reporting datasets failed: %s", exc
         )
     return []
 
 
-def discover(tap: Tap) -> list[ReportingStream]:
-    """One stream per reporting dataset (those `reporting_datasets` names, else all)."""
+def discover(tap: Tap) -> list[IntercomStream]:
+    """A stream per reporting dataset (`reporting_datasets`, else all), then their job ledger.
+
+    `reporting_export_jobs` is always offered, like `message_export_jobs`.
+    """
     settings = Settings.from_config(tap.config)
     from_catalog = tap.input_catalog is not None
     specs = _from_catalog(tap) if from_catalog else _from_workspace(tap)
@@ -89,4 +101,5 @@ def discover(tap: Tap) -> list[ReportingStream]:
             raise ConfigError(msg)
         specs = [s for s in specs if s.id in set(wanted)]
     scheduler = ReportingScheduler(settings.reporting_max_concurrent_jobs, tap.logger)
-    return [stream_class(spec, scheduler)(tap) for spec in specs]
+    streams: list[IntercomStream] = [stream_class(spec, scheduler)(tap) for spec in specs]
+    return [*streams, ReportingExportJobsStream(tap)]

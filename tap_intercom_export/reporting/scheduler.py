@@ -26,6 +26,7 @@ if t.TYPE_CHECKING:
     from tap_intercom_export.jobs.api import Job
     from tap_intercom_export.jobs.windows import JobPlan
     from tap_intercom_export.reporting.api import ReportingExportClient
+    from tap_intercom_export.reporting.zone import ReportingZone
 
 Key = tuple[str, Window]
 PERMISSION_HINT = (
@@ -43,6 +44,8 @@ class ReportingScheduler:
         self.logger = logger
         self.prepared = False
         self.forbidden = False
+        #: The zone this run reads reporting times in (zone.py), set when the first one syncs.
+        self.zone: ReportingZone | None = None
         self.order: list[Key] = []
         self.clients: dict[str, ReportingExportClient] = {}
         self.recorders: dict[str, t.Callable[[Window, Job], None]] = {}

@@ -15,9 +15,8 @@ import json
 import re
 import typing as t
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
-from tap_intercom_export.timeutil import iso
+from tap_intercom_export.reporting.zone import ReportingZone, ZoneCheck, parse_time
 
 LINEAGE = ("export_job_id", "export_window_start", "export_window_end")
 EXTRA = "extra_columns"
@@ -205,9 +204,21 @@ class DatasetSpec:
 class RowMapper:
     """Turns CSV rows into records: columns matched to attributes one by one, values typed."""
 
-    def __init__(self, spec: DatasetSpec, header: list[str], requested: list[Attribute]) -> None:
-        """Match each column to a requested attribute by id, then display name, then property."""
+    def __init__(
+        self,
+        spec: DatasetSpec,
+        header: list[str],
+        requested: list[Attribute],
+        zone: ReportingZone | None = None,
+        check: ZoneCheck | None = None,
+    ) -> None:
+        """Match each column to a requested attribute by id, then display name, then property.
+
+        Times are read in `zone` (default UTC); `check` counts where the time attribute falls.
+        """
         self.spec = spec
+        self.zone = zone or ReportingZone("UTC", "default")
+        self.check = check
         self.header = header
         remaining = list(requested)
         self.columns: list[Attribute | None] = []
@@ -229,6 +240,9 @@ class RowMapper:
         self.bad_values: dict[str, int] = {}
         self.ragged_rows = 0
         self._ranks: dict[str, int] = {}
+        self.time_column = next(
+            (i for i, a in enumerate(self.columns) if a and a.id == spec.time_attribute_id), None
+        )
 
     def type_row(self, row: list[str], lineage: dict[str, t.Any]) -> dict[str, t.Any]:
         """One record: typed values, lineage, unmatched or unfit values in `extra_columns`."""
@@ -241,7 +255,11 @@ class RowMapper:
             if attr is None:
                 extra[self.extra_names[i] if i < len(self.extra_names) else f"column_{i + 1}"] = raw
                 continue
-            value = convert(attr.kind, raw)
+            if i == self.time_column and self.check is not None:
+                when = parse_time(raw)
+                if when is not None:
+                    self.check.add(when)
+            value = convert(attr.kind, raw, self.zone)
             if value is _UNFIT:
                 out[attr.prop] = None
                 extra[attr.prop] = raw
@@ -266,10 +284,9 @@ class RowMapper:
 
 
 _UNFIT = object()
-_INTERCOM_TIME = "%Y-%m-%d %H:%M:%S"
 
 
-def convert(kind: str, raw: str) -> t.Any:
+def convert(kind: str, raw: str, zone: ReportingZone) -> t.Any:
     """A CSV value as its property's type; `_UNFIT` when it does not fit (kept by the caller)."""
     text = raw.strip()
     if text == "":
@@ -285,24 +302,6 @@ def convert(kind: str, raw: str) -> t.Any:
             else number
         )
     if kind == "date-time":
-        return _timestamp(text)
+        when = parse_time(text)
+        return _UNFIT if when is None else zone.instant(when)
     return raw
-
-
-def _timestamp(text: str) -> t.Any:
-    if text.isdigit():
-        return iso(int(text))
-    for fmt in (_INTERCOM_TIME, "%Y-%m-%d %H:%M:%S %Z", "%Y-%m-%dT%H:%M:%S"):
-        try:
-            # No zone on purpose: the text is kept as Intercom wrote it (see below).
-            parsed = datetime.strptime(text, fmt)  # noqa: DTZ007
-        except ValueError:
-            continue
-        # Intercom writes reporting times without a zone (in the workspace's time zone, one
-        # client notes): the text is kept as written, only in RFC 3339 form.
-        return parsed.strftime("%Y-%m-%dT%H:%M:%S")
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return _UNFIT
-    return parsed.astimezone(timezone.utc).isoformat() if parsed.tzinfo else parsed.isoformat()
