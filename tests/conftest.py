@@ -7,6 +7,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import pytest
 from fake_intercom import FakeIntercom, build
 
 from tap_intercom_export.content.streams import MessageExportJobsStream
+from tap_intercom_export.events.fanout import ContactFanOutStream
 from tap_intercom_export.reporting.streams import ReportingStream
 from tap_intercom_export.tap import TapIntercomExport
 
@@ -24,6 +26,9 @@ from tap_intercom_export.tap import TapIntercomExport
 from tests.e2e_pipeline import fake, meltano  # noqa: F401
 from tests.kill_harness import chaos  # noqa: F401
 from tests.pg_server import postgres  # noqa: F401
+
+#: time.sleep as it is before the `clock` fixture replaces it.
+REAL_SLEEP = time.sleep
 
 #: Seconds an `e2e` test may take (Meltano installs plugins, runs loaders): every other test has
 #: pyproject.toml's `timeout` (pytest-timeout).
@@ -153,15 +158,22 @@ def export_config(api: FakeIntercom, **overrides: t.Any) -> dict:
 class VirtualClock:
     """Time that only moves when the tap sleeps: hours of polling pass in microseconds."""
 
-    def __init__(self) -> None:
-        """Start at zero seconds slept."""
-        self.now = 0.0
+    def __init__(self, start: float = 0.0) -> None:
+        """Start at `start` (seconds; unix time for a rate-limit window) with nothing slept."""
+        self.now = start
         self.sleeps: list[float] = []
+        self.lock = threading.Lock()
+
+    def time(self) -> float:
+        """The virtual now."""
+        with self.lock:
+            return self.now
 
     def sleep(self, seconds: float) -> None:
-        """Record the wait and move time forward by it."""
-        self.sleeps.append(seconds)
-        self.now += seconds
+        """Record the wait and move time forward by it (whichever thread waits)."""
+        with self.lock:
+            self.sleeps.append(seconds)
+            self.now += seconds
 
 
 @pytest.fixture
@@ -180,6 +192,10 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
     reporting = VirtualClock()
     monkeypatch.setattr(ReportingStream, "sleep", staticmethod(reporting.sleep))
     monkeypatch.setattr(ReportingStream, "monotonic", staticmethod(lambda: reporting.now))
+    # The contact event streams pace their requests to the fake's real-time rate-limit windows:
+    # they keep sleeping for real (rarely: a small run goes at once), so `waits` stays the
+    # message export's (tests/test_events.py puts them and the fake on one virtual clock).
+    monkeypatch.setattr(ContactFanOutStream, "rate_sleep", staticmethod(REAL_SLEEP))
     return virtual
 
 

@@ -9,6 +9,8 @@ gets its own system database, so Meltano's state is per test. A missing piece is
 from __future__ import annotations
 
 import json
+import re
+import time
 import typing as t
 from dataclasses import dataclass, field
 
@@ -17,7 +19,7 @@ from fake_intercom import FakeIntercom, build
 from fake_intercom.filekinds import INVENTED_KIND
 
 from tap_intercom_export.content.schemas import FILE_KINDS
-from tap_intercom_export.timeutil import unix
+from tap_intercom_export.timeutil import iso, unix
 from tests.meltano_harness import Meltano, meltano_for
 
 if t.TYPE_CHECKING:
@@ -139,3 +141,62 @@ def reporting_expected(fake: FakeIntercom, end: str) -> list[int]:
         r["conversation_id"] for r in fake.reporting.rows("conversation", unix(START), unix(end))
     }
     return [len(ids), len(ids)]
+
+
+# -- Contact events ---------------------------------------------------------------------------
+
+EVENT_STREAMS = ["contact_events.*", "contact_event_summaries.*"]
+EVENTS_SQL = (
+    "SELECT count(*), count(DISTINCT event_key) FROM {schema}.contact_events",
+    (
+        "SELECT count(*), count(DISTINCT contact_id || '/' || event_name) "
+        "FROM {schema}.contact_event_summaries"
+    ),
+    "SELECT contact_id, event_name, count FROM {schema}.contact_event_summaries",
+)
+
+
+def run_with_late_events(pipe: Pipeline) -> tuple[str, str]:
+    """Two runs of the event streams; between them, events reach the fake hours late.
+
+    Before the first run, an event two hours old (the first run emits it, the second's lookback
+    emits it again); after it, events three and five hours old, one for a contact that had none.
+    The fake's events end at the real now, so the runs have no end date; settle 0 lets the
+    second run read up to its start.
+    """
+    fake = pipe.fake
+    contacts = fake.events.contacts
+    pipe.select = EVENT_STREAMS
+    pipe.env["TAP_INTERCOM_EXPORT_EVENT_SETTLE_SECONDS"] = "0"
+    end = iso(int(time.time()) + DAY)  # later than both runs: the range ends at each run's start
+    fake.add_late_event(contacts[1].id, "viewed-pricing", late_by=2 * 3600)
+    first = pipe.run(end)
+    fake.add_late_event(contacts[2].id, "ordered-item", late_by=3 * 3600)
+    fake.events.add_contact("late-contact", email="late@example.com")
+    fake.add_late_event("late-contact", "signed-up", late_by=5 * 3600)
+    return first, pipe.run(end)
+
+
+def expected_events(fake: FakeIntercom) -> dict[str, t.Any]:
+    """What the warehouse must hold after `run_with_late_events`: each event and summary once."""
+    events = sum(len(fake.events.listable(c.id)) for c in fake.events.contacts)
+    counts: dict[tuple[str, str], int] = {}
+    for contact in fake.events.contacts:
+        for event in fake.events.events[contact.id]:
+            key = (contact.id, event.name)
+            counts[key] = counts.get(key, 0) + 1
+    return {"events": [events, events], "summaries": [len(counts), len(counts)], "counts": counts}
+
+
+def assert_events_landed(fake: FakeIntercom, rows: dict[str, list[list[str]]], log: str) -> None:
+    """Row counts by key equal the distinct events and summaries; late events counted."""
+    events_sql, summaries_sql, counts_sql = EVENTS_SQL
+    want = expected_events(fake)
+    assert [int(v) for v in rows[events_sql][0]] == want["events"]
+    assert [int(v) for v in rows[summaries_sql][0]] == want["summaries"]
+    landed = {(c, n): int(k) for c, n, k in rows[counts_sql]}
+    assert landed == want["counts"]
+    assert landed["late-contact", "signed-up"] == 1
+    # The second run emitted events of the first again (its lookback): the keys absorbed them.
+    again = re.search(r"contact_events done: .* \(([\d,]+) again: lookback\)", log)
+    assert again and int(again.group(1).replace(",", "")) >= 1, log[-3000:]

@@ -17,6 +17,10 @@ from tap_intercom_export.timeutil import iso
 from tests.conftest import DAY, NOW, TOKEN, run_tap
 
 SETTLE = 300
+HOUR = 3600
+#: The default lookbacks: every run re-reads a day before its bookmark, a deep one a week.
+LOOKBACK = 24 * HOUR
+DEEP = 7 * DAY
 EVENTS = "contact_events"
 SUMMARIES = "contact_event_summaries"
 ODD_ID = "odd+id/ä 1"
@@ -45,6 +49,9 @@ def events_fake(make_fake: t.Callable[..., t.Any], now: Clock) -> t.Callable[...
     def factory(**kwargs: t.Any) -> t.Any:
         kwargs.setdefault("contacts", 30)
         kwargs.setdefault("events_now", NOW)
+        # A limit the tests never reach, so that pacing to it costs them no time (the pace
+        # itself: test_low_rate_limit_spreads_requests_over_the_windows, test_events_ratelimit).
+        kwargs.setdefault("rate_limit", 100_000)
         fake = make_fake(**kwargs)
         fake.events.add_contact(ODD_ID, email=ODD_EMAIL, external_id="ext+1")
         fake.events.add_event(ODD_ID, "signed-up", NOW - 2 * DAY, {"plan": "pro"})
@@ -78,6 +85,11 @@ def expected(fake: t.Any, after: int, until: int, skip: t.Collection[str] = ()) 
         for event in fake.events.listable(contact.id)
         if after < event.created_at <= until
     ]
+
+
+def active(fake: t.Any, after: int, until: int) -> set[str]:
+    """Ids of the contacts with a listable event created in (after, until]."""
+    return {contact for contact, _, _ in expected(fake, after, until)}
 
 
 def keys(records: list[dict]) -> list[tuple]:
@@ -152,7 +164,7 @@ def test_full_sync_emits_exactly_the_listable_events(events_fake, caplog) -> Non
     assert len(event_calls(fake)) > len(fake.events.contacts)
 
 
-def test_second_run_reads_only_new_events_and_stops_at_the_bookmark(events_fake, now) -> None:
+def test_second_run_reads_new_events_and_the_lookback_before_the_bookmark(events_fake, now) -> None:
     fake = events_fake()
     first_contact, second_contact = fake.events.contacts[1].id, fake.events.contacts[4].id
     fake.events.add_event(first_contact, "viewed-pricing", NOW - 60)  # after the first run's bound
@@ -166,15 +178,20 @@ def test_second_run_reads_only_new_events_and_stops_at_the_bookmark(events_fake,
     calls_before = len(fake.log)
     second = run_tap(config(fake), state=first.state, select=[EVENTS])
 
-    assert keys(second.records(EVENTS)) == [
+    new = [
         (first_contact, "signed-up", iso(NOW + 100)),
         (first_contact, "viewed-pricing", iso(NOW - 60)),
         (second_contact, "ordered-item", iso(NOW + 500)),
     ]
-    assert not {r["event_key"] for r in second.records(EVENTS)} & {
+    got = keys(second.records(EVENTS))
+    # The events of the day before the bookmark come again, with the same keys.
+    assert got == expected(fake, NOW - SETTLE - LOOKBACK, NOW + 3600 - SETTLE)
+    assert [k for k in got if k[2] > iso(NOW - SETTLE)] == new
+    again = {r["event_key"] for r in second.records(EVENTS)} & {
         r["event_key"] for r in first.records(EVENTS)
     }
-    # Newest first: one page per contact reaches events older than the bookmark.
+    assert len(again) == len(got) - len(new) > 0
+    # Newest first, 5 a page: one page per contact reaches events older than the lookback.
     assert len(event_calls(fake, calls_before)) == len(fake.events.contacts)
     assert bookmark(second) == iso(NOW + 3600 - SETTLE)
 
@@ -194,7 +211,8 @@ def test_run_without_new_events_still_moves_the_bookmark(events_fake, now) -> No
     first = run_tap(config(fake), select=[EVENTS])
     fake.events.now = now.now = NOW + DAY
     second = run_tap(config(fake), state=first.state, select=[EVENTS])
-    assert second.records(EVENTS) == []
+    # A day later the deep lookback is due: the week before the bookmark is read again.
+    assert keys(second.records(EVENTS)) == expected(fake, NOW - SETTLE - DEEP, NOW - SETTLE)
     assert bookmark(second) == iso(NOW + DAY - SETTLE)
 
 
@@ -256,61 +274,12 @@ def test_failed_run_never_moves_the_bookmark(events_fake, now) -> None:
 
     del fake.events.failing[fake.events.contacts[40].id]
     retry = run_tap(config(fake), state=failed.state, select=[EVENTS])
-    assert keys(retry.records(EVENTS)) == expected(fake, NOW - SETTLE, NOW + 3600 - SETTLE)
-    assert [r["created_at"] for r in retry.records(EVENTS)] == [iso(NOW + 600)] * 50
-    assert bookmark(retry) == iso(NOW + 3600 - SETTLE)
-
-
-def test_concurrent_run_emits_the_sequential_order(events_fake) -> None:
-    fake = events_fake(contacts=30, events_delay=0.01)
-    sequential = run_tap(config(fake, max_concurrent_requests=1), select=[EVENTS, SUMMARIES])
-    assert fake.events.max_in_flight == 1
-    fake.events.max_in_flight = 0
-    concurrent = run_tap(config(fake), select=[EVENTS, SUMMARIES])
-    assert 4 <= fake.events.max_in_flight <= 8
-
-    assert concurrent.records(EVENTS) == sequential.records(EVENTS)
-    assert concurrent.records(SUMMARIES) == sequential.records(SUMMARIES)
-    assert keys(concurrent.records(EVENTS)) == expected(fake, NOW - LISTABLE_SECONDS, NOW - SETTLE)
-
-
-def test_low_rate_limit_slows_the_sync_down_without_ending_it(events_fake, caplog) -> None:
-    fake = events_fake(contacts=40, rate_limit=12, rate_window=0.2)
-    caplog.set_level(logging.INFO)
-    run = run_tap(config(fake), select=[EVENTS])
-
-    assert keys(run.records(EVENTS)) == expected(fake, NOW - LISTABLE_SECONDS, NOW - SETTLE)
-    requests = len(fake.log)
-    assert requests > 4 * 12  # so the run spanned several windows
-    done = next(r.getMessage() for r in caplog.records if f"{EVENTS} done" in r.getMessage())
-    waited = float(done.split(" s waited on rate limits")[0].rsplit(", ", 1)[1])
-    assert waited > 0.2
-    # The limiter holds requests when a window is used up instead of collecting 429s.
-    assert fake.limiter.rejected <= requests // 10
-
-
-def test_429s_are_retried_past_max_tries(events_fake) -> None:
-    fake = events_fake(contacts=10)
-    # One request at a time: the same request is refused 12 times, more than max_tries (10).
-    fault = fake.inject(
-        "GET",
-        "/events",
-        429,
-        times=12,
-        headers={"Retry-After": "0.01"},
-        body={"type": "error.list", "errors": [{"code": "rate_limit_exceeded"}]},
+    assert keys(retry.records(EVENTS)) == expected(
+        fake, NOW - SETTLE - LOOKBACK, NOW + 3600 - SETTLE
     )
-    run = run_tap(config(fake, max_concurrent_requests=1), select=[EVENTS])
-    assert fault.times == 0
-    assert keys(run.records(EVENTS)) == expected(fake, NOW - LISTABLE_SECONDS, NOW - SETTLE)
-
-
-def test_server_errors_are_retried(events_fake, waits) -> None:
-    fake = events_fake(contacts=10)
-    fake.inject("GET", "/events", 503, times=3)
-    fake.inject("GET", "/contacts", 500, times=1)
-    run = run_tap(config(fake), select=[EVENTS])
-    assert keys(run.records(EVENTS)) == expected(fake, NOW - LISTABLE_SECONDS, NOW - SETTLE)
+    new = [r["created_at"] for r in retry.records(EVENTS) if r["created_at"] > iso(NOW - SETTLE)]
+    assert new == [iso(NOW + 600)] * 50
+    assert bookmark(retry) == iso(NOW + 3600 - SETTLE)
 
 
 def test_repeated_page_link_ends_paging_with_a_warning(events_fake, caplog) -> None:
@@ -377,7 +346,7 @@ def test_bookmark_older_than_90_days_warns_of_the_gap(events_fake, caplog) -> No
 @pytest.mark.parametrize(
     ("setting", "value", "message"),
     [
-        ("max_concurrent_requests", 0, "max_concurrent_requests=0 must be a whole number from 1 to 64"),
+        ("max_concurrent_requests", 0, "max_concurrent_requests=0 must be a whole number from 1 to 256"),
         ("events_per_page", 0, "events_per_page=0 must be a whole number, 1 or more"),
         ("event_settle_seconds", -5, "event_settle_seconds=-5 must be a whole number of seconds, 0 or more"),
         ("event_summaries_full_refresh_days", -1, "event_summaries_full_refresh_days=-1 must be a whole number of days, 0 or more"),

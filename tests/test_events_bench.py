@@ -21,21 +21,27 @@ def load_bench():
 
 def test_bench_smoke_run_counts(capsys) -> None:
     bench = load_bench()
-    diet, rate = bench.main(
-        ["--contacts", "60", "--latency", "0", "--limit", "20", "--window", "1"]
-    )
+    argv = ["--contacts", "60", "--latency-ms", "0", "--limit", "20", "--window", "1"]
+    diet, rates = bench.main([*argv, "--unbuffered", "unset"])
     out = capsys.readouterr().out
     assert "utilisation of the limit" in out
 
     assert diet.changed == 3  # 5 % of 60 contacts
-    assert diet.same_records
     assert diet.full.requests >= 2 * diet.contacts
-    assert diet.every_summary.requests >= 2 * diet.contacts
-    assert diet.diet.requests <= 1.15 * diet.contacts
-    assert len(diet.diet.records[bench.SUMMARIES]) > 0
+    default, no_lookback, deep, every = diet.incremental
+    # The lookback catches the late event; without it, it is never emitted.
+    assert diet.checks[default.name] == (True, 0)
+    assert diet.checks[deep.name] == (True, 0)
+    assert diet.checks[every.name] == (True, 0)
+    summaries_ok, missing = diet.checks[no_lookback.name]
+    assert missing == diet.late == 1 and not summaries_ok
+    assert every.requests >= 2 * diet.contacts
+    assert no_lookback.requests <= 1.15 * diet.contacts
+    assert no_lookback.requests <= default.requests <= deep.requests
 
-    assert rate is not None
+    (rate,) = rates
     assert rate.run.rejected == 0
+    assert rate.same_records
     assert rate.run.requests >= 2 * diet.contacts
     assert len(rate.per_window) >= 4  # several windows, so the limiter had to hold requests
     assert max(rate.per_window) <= 20

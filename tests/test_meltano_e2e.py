@@ -17,6 +17,7 @@ import pytest
 from tap_intercom_export.tap import TapIntercomExport
 from tap_intercom_export.timeutil import unix
 from tests.e2e_pipeline import (
+    EVENTS_SQL,
     EXPORT_STREAMS,
     FIRST_END,
     LATER_END,
@@ -25,9 +26,11 @@ from tests.e2e_pipeline import (
     START,
     TOKEN,
     Pipeline,
+    assert_events_landed,
     assert_first_window,
     expected_counts,
     reporting_expected,
+    run_with_late_events,
 )
 from tests.meltano_harness import REPO, meltano_for, py_query
 
@@ -165,7 +168,27 @@ def test_stream_map_and_flattening_through_meltano_run(duck: Pipeline, tmp_path:
     assert {f["kind"] for f in json.loads(files[0])} >= {"receipt", "answer_combined"}
 
 
-# -- PostgreSQL -------------------------------------------------------------------------------
+# -- Contact events ---------------------------------------------------------------------------
+
+DUCKDB_QUERIES = """
+import duckdb, json, sys
+con = duckdb.connect(sys.argv[1], read_only=True)
+print(json.dumps({q: [list(map(str, r)) for r in con.execute(q).fetchall()] for q in sys.argv[2:]}))
+"""
+
+
+def test_events_read_again_by_the_lookback_land_once_in_duckdb(
+    duck: Pipeline, tmp_path: Path
+) -> None:
+    _, second = run_with_late_events(duck)
+    queries = [q.format(schema="intercom") for q in EVENTS_SQL]
+    rows = py_query(
+        duck.meltano.python("target-duckdb"),
+        DUCKDB_QUERIES,
+        str(tmp_path / "warehouse.duckdb"),
+        *queries,
+    )
+    assert_events_landed(duck.fake, dict(zip(EVENTS_SQL, rows.values(), strict=True)), second)
 
 
 # -- JSONL and the demo -----------------------------------------------------------------------

@@ -15,15 +15,18 @@ import yaml
 
 from tap_intercom_export.timeutil import unix
 from tests.e2e_pipeline import (
+    EVENTS_SQL,
     FIRST_END,
     LATER_END,
     REPORTING_ENV,
     REPORTING_QUERY,
     START,
     Pipeline,
+    assert_events_landed,
     assert_first_window,
     expected_counts,
     reporting_expected,
+    run_with_late_events,
 )
 from tests.meltano_harness import REPO, meltano_for, py_query
 
@@ -60,9 +63,14 @@ print(json.dumps({"counts": counts, "columns": cols, "receipts": list(cur.fetcho
 """
 
 
-def pg_env(postgres: Postgres, schema: str) -> dict[str, str]:
-    """target-postgres settings for the throwaway server, into `schema`."""
-    return {
+def pg_env(
+    postgres: Postgres, schema: str, *, batches: Path | None = None, size: int = 0
+) -> dict[str, str]:
+    """target-postgres settings for the throwaway server, into `schema`.
+
+    With `batches`, the tap writes gzipped JSONL batch files of `size` rows there.
+    """
+    env = {
         "TARGET_POSTGRES_HOST": "127.0.0.1",
         "TARGET_POSTGRES_PORT": str(postgres.port),
         "TARGET_POSTGRES_USER": postgres.user,
@@ -70,6 +78,13 @@ def pg_env(postgres: Postgres, schema: str) -> dict[str, str]:
         "TARGET_POSTGRES_DATABASE": postgres.database,
         "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
     }
+    if batches is not None:
+        env["TAP_INTERCOM_EXPORT_BATCH_CONFIG"] = json.dumps({
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": batches.as_uri(), "prefix": "e2e-"},
+            "batch_size": size,
+        })  # fmt: skip
+    return env
 
 
 @pytest.mark.parametrize("batch", [False, True], ids=["RECORD", "BATCH"])
@@ -82,14 +97,8 @@ def test_postgres_lands_every_row_typed_and_state_adds_only_new_rows(
 ) -> None:
     """RECORD, and BATCH files (batch_config on): the same rows and column types land."""
     schema = "intercom_batch" if batch else "intercom"
-    env = pg_env(postgres, schema)
     files = tmp_path / "batches"
-    if batch:
-        env["TAP_INTERCOM_EXPORT_BATCH_CONFIG"] = json.dumps({
-            "encoding": {"format": "jsonl", "compression": "gzip"},
-            "storage": {"root": files.as_uri(), "prefix": "e2e-"},
-            "batch_size": 50,
-        })  # fmt: skip
+    env = pg_env(postgres, schema, batches=files if batch else None, size=50)
     pipe = Pipeline(meltano, fake, "target-postgres", tmp_path, env=env)
 
     def summary() -> dict:
@@ -118,6 +127,43 @@ def test_postgres_lands_every_row_typed_and_state_adds_only_new_rows(
     got = summary()
     assert got["counts"] == both
     assert got["receipts"][0] == both["message_receipts"]
+
+
+# -- Contact events ---------------------------------------------------------------------------
+
+PG_QUERIES = """
+import json, sys, psycopg
+con = psycopg.connect(host="127.0.0.1", port=sys.argv[1], user="postgres", password=sys.argv[2], dbname="warehouse")
+cur = con.cursor()
+out = {}
+for query in sys.argv[3:]:
+    cur.execute(query)
+    out[query] = [list(map(str, r)) for r in cur.fetchall()]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["RECORD", "BATCH"])
+def test_events_read_again_by_the_lookback_land_once_in_postgres(
+    meltano: Meltano,
+    fake: FakeIntercom,
+    postgres: Postgres,
+    tmp_path: Path,
+    batch: bool,  # noqa: FBT001 - a parameter
+) -> None:
+    schema = "events_batch" if batch else "events"
+    env = pg_env(postgres, schema, batches=tmp_path / "batches" if batch else None, size=100)
+    pipe = Pipeline(meltano, fake, "target-postgres", tmp_path, env=env)
+    _, second = run_with_late_events(pipe)
+    queries = [q.format(schema=schema) for q in EVENTS_SQL]
+    rows = py_query(
+        meltano.python("target-postgres"),
+        PG_QUERIES,
+        str(postgres.port),
+        postgres.password,
+        *queries,
+    )
+    assert_events_landed(fake, dict(zip(EVENTS_SQL, rows.values(), strict=True)), second)
 
 
 # -- Reporting data export --------------------------------------------------------------------

@@ -81,7 +81,7 @@ BAD_CONFIGS = [
     ("missing token", {"api_url": "http://127.0.0.1:9"}, r"Setting access_token is missing: set it to an Intercom access token \(TAP_INTERCOM_EXPORT_ACCESS_TOKEN"),
     ("region mars", {**OK, "region": "mars"}, r"Unknown region 'mars': set region to one of us, eu, au\.$"),
     ("window in words", {**OK, "export_window_days": "seven"}, r"Setting export_window_days='seven' must be a whole number of days, 1 or more\.$"),
-    ("too many requests at once", {**OK, "max_concurrent_requests": 10000}, r"max_concurrent_requests=10000 must be a whole number from 1 to 64 \(more cannot go faster"),
+    ("too many requests at once", {**OK, "max_concurrent_requests": 10000}, r"max_concurrent_requests=10000 must be a whole number from 1 to 256 \(one worker thread each"),
     ("too many reporting jobs", {**OK, "reporting_max_concurrent_jobs": 6}, r"reporting_max_concurrent_jobs=6 must be a whole number from 1 to 5 \(Intercom allows 5"),
     ("jobs ahead past one", {**OK, "export_jobs_ahead": 2}, r"export_jobs_ahead=2 must be a whole number from 0 to 1"),
     ("an SDK setting", {**OK, "batch_config": {"encoding": {"format": "xml"}}}, r"Invalid config: .*'xml' is not one of .*batch_config"),

@@ -21,7 +21,7 @@ def test_defaults_are_filled_in() -> None:
     assert settings.api_url == "https://api.intercom.io"
     assert settings.intercom_version == "2.14"
     assert (settings.export_window_days, settings.export_jobs_ahead) == (7, 1)
-    assert (settings.event_settle_seconds, settings.max_concurrent_requests) == (300, 8)
+    assert (settings.event_settle_seconds, settings.max_concurrent_requests) == (300, 64)
     assert settings.reporting_max_concurrent_jobs == 2
     assert settings.start_date is None and settings.reporting_datasets is None
 

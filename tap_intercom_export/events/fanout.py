@@ -25,7 +25,7 @@ from urllib.parse import quote
 import requests
 from typing_extensions import override
 
-from tap_intercom_export import sdk
+from tap_intercom_export import ratelimit, sdk
 from tap_intercom_export.client import IntercomStream
 from tap_intercom_export.errors import (
     IntercomAPIError,
@@ -42,8 +42,6 @@ if t.TYPE_CHECKING:
 
     RequestFunc = t.Callable[[requests.PreparedRequest, Context | None], requests.Response]
 
-#: Intercom lists only events less than 90 days old; summaries still count older ones.
-LISTABLE_DAYS = 90
 #: Intercom's largest page of contacts.
 CONTACTS_PER_PAGE = 150
 
@@ -70,14 +68,21 @@ class ContactResult:
     note: str | None = None
     #: Creation time of the contact's newest event in the run's range (contact_events only).
     newest: int | None = None
+    #: Records emitted again: events read by the lookback (contact_events only).
+    again: int = 0
 
 
 @dataclass(frozen=True)
 class EventRange:
-    """Events created in (after, until], unix seconds."""
+    """Events created in (after, until], unix seconds; those up to `covered` are read again."""
 
     after: int
     until: int
+    #: The bookmark: every event created up to it was emitted by an earlier run, except those
+    #: that reached Intercom late, which the lookback (after, covered] is there to catch.
+    covered: int
+    #: A deep lookback (or a first run): where it ends is remembered in the state.
+    deep: bool = False
 
 
 @dataclass
@@ -86,8 +91,8 @@ class NewEvents:
 
     after: int
     until: int
-    #: Contact id -> creation time of its newest event in the range (contacts with none: absent).
-    newest: dict[str, int] = field(default_factory=dict)
+    #: Ids of the contacts with at least one event in the range, its lookback included.
+    contacts: set[str] = field(default_factory=set)
 
 
 # One limiter per tap object (so that each tap run, and each test's tap, starts afresh) for
@@ -131,13 +136,16 @@ class ContactFanOutStream(IntercomStream):
     #: Seconds between two progress lines.
     progress_every = 30.0
     #: Contacts fetched ahead of the oldest unfinished one, per worker (bounds memory).
-    window_per_worker = 8
+    window_per_worker = 4
     #: How long one request may keep being refused with 429 before the sync gives up.
     rate_limited_give_up_seconds = 900.0
     #: The clock that decides "now" (the 90-day cut, the newest event read); tests replace it.
     wall_clock: t.Callable[[], float] = staticmethod(time.time)
     #: How elapsed time is measured; tests replace it.
     monotonic: t.Callable[[], float] = staticmethod(time.monotonic)
+    #: The clock compared with X-RateLimit-Reset, and how the limiter waits; tests replace them.
+    rate_clock: t.Callable[[], float] = staticmethod(time.time)
+    rate_sleep: t.Callable[[float], None] = staticmethod(ratelimit.sleep)
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Set up per-thread sessions and a limiter (replaced at the start of each run)."""
@@ -145,7 +153,7 @@ class ContactFanOutStream(IntercomStream):
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
-        self.limiter = RateLimiter(logger=self.logger)
+        self.limiter = self.new_limiter()
         self._slots = threading.BoundedSemaphore(1)
         self.progress: Progress | None = None
 
@@ -153,8 +161,12 @@ class ContactFanOutStream(IntercomStream):
         """The rate limiter both event streams of this tap run share (made by the first to ask)."""
         limiter = _LIMITERS.get(self.tap)
         if limiter is None:
-            limiter = _LIMITERS[self.tap] = RateLimiter(logger=self.tap.logger)
+            limiter = _LIMITERS[self.tap] = self.new_limiter()
         return limiter
+
+    def new_limiter(self) -> RateLimiter:
+        """A rate limiter on this stream's clocks."""
+        return RateLimiter(clock=self.rate_clock, sleep=self.rate_sleep, logger=self.tap.logger)
 
     # -- request path shared by the workers ---------------------------------------------------
 
@@ -184,9 +196,9 @@ class ContactFanOutStream(IntercomStream):
         def limited(
             request: requests.PreparedRequest, context: Context | None
         ) -> requests.Response:
-            # A 429 is retried here rather than by the SDK's backoff so that it never uses up
-            # the tries meant for server errors: the limiter holds every worker until the
-            # window resets.
+            # The limiter gives each request its start time (ratelimit.py). A 429 is retried
+            # here rather than by the SDK's backoff so that it never uses up the tries meant for
+            # server errors: the limiter holds every worker until the window resets.
             started = self.monotonic()
             with self._slots:
                 while True:
@@ -202,8 +214,8 @@ class ContactFanOutStream(IntercomStream):
                         if self.monotonic() - started > self.rate_limited_give_up_seconds:
                             msg = (
                                 f"{exc} — refused for {self.rate_limited_give_up_seconds / 60:.0f} "
-                                "min: another app is using this workspace's rate limit; run later "
-                                "or lower max_concurrent_requests."
+                                "min: another app is using this workspace's rate limit; run the "
+                                "tap when it is not."
                             )
                             raise IntercomAPIError(msg, 429, "rate_limit_exceeded") from exc
                     finally:
@@ -332,7 +344,7 @@ class ContactFanOutStream(IntercomStream):
         workers = self.settings.max_concurrent_requests
         self.limiter = self.shared_limiter()
         self._slots = threading.BoundedSemaphore(workers)
-        self.progress = progress = Progress(self, self.limiter, self.progress_every)
+        self.progress = progress = Progress(self, self.limiter, self.progress_every, workers)
         pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name)
         pending: deque[cf.Future[ContactResult]] = deque()
         depth = workers * self.window_per_worker
@@ -368,6 +380,7 @@ class ContactFanOutStream(IntercomStream):
             self.logger.warning("%s: contact %s: %s", self.name, contact.id, result.note)
         progress.contacts += 1
         progress.records += len(result.records)
+        progress.again += result.again
         self.contact_done(result)
         yield from result.records
         progress.maybe_log()

@@ -15,7 +15,6 @@ from typing_extensions import override
 
 from tap_intercom_export import sdk
 from tap_intercom_export.events.fanout import (
-    LISTABLE_DAYS,
     Contact,
     ContactFanOutStream,
     ContactResult,
@@ -23,7 +22,9 @@ from tap_intercom_export.events.fanout import (
     NewEvents,
     event_key,
 )
+from tap_intercom_export.events.lookback import DEEP_LOOKBACK_UNTIL, EventLookback, read_deep_until
 from tap_intercom_export.events.pages import NextLinkPaginator, pages
+from tap_intercom_export.settings import LISTABLE_DAYS
 from tap_intercom_export.timerange import DAY, plan_range
 from tap_intercom_export.timeutil import iso
 
@@ -86,26 +87,34 @@ class ContactEventsStream(ContactFanOutStream):
         self.noted: NewEvents | None = None
 
     def plan(self) -> EventRange:
-        """The creation times this run reads: after the bookmark (or start_date) to now - settle."""
+        """The creation times this run reads: from the lookback before the bookmark to now - settle."""
         # The upper bound is fixed when the run starts and lags the clock by
         # event_settle_seconds. Events newer than it are left for the next run even when a
         # worker sees them: contacts are read at different moments of a long run, so the newest
         # event seen says nothing about contacts read earlier, while every event created up to
         # the run's start is listable by the time its contact is read. The lag covers
         # Intercom's ingestion delay and clock differences. Each run covers (bookmark, upper
-        # bound]: no gap and no overlap between runs.
+        # bound] as new, with no gap and no overlap between runs, plus the lookback before the
+        # bookmark (lookback.py) for events that reached Intercom late.
         now = int(self.wall_clock())
         settings = self.settings
         bookmark = self.saved_bookmark()
+        lookback = EventLookback.from_settings(settings)
+        deep_until = read_deep_until(self.stream_state)
+        # A first run reads everything there is: it counts as a deep lookback.
+        deep = bookmark is None or lookback.deep_due(
+            deep_until, now - settings.event_settle_seconds
+        )
         span = plan_range(
             now=now,
             start_date=settings.start_date,
             end_date=settings.end_date,
             # The bookmark is the last second read (events are read up to `now - settle`).
             resume=None if bookmark is None else bookmark + 1,
+            lookback=0 if bookmark is None else lookback.reach(bookmark, deep_until, deep=deep),
             settle=settings.event_settle_seconds,
         )
-        return EventRange(span.start - 1, span.end - 1)
+        return EventRange(span.start - 1, span.end - 1, span.covered - 1, deep=deep)
 
     def _range(self) -> EventRange:
         if self.range is None:
@@ -119,25 +128,33 @@ class ContactEventsStream(ContactFanOutStream):
 
     @override
     def start_run(self) -> bool:
-        """Log the planned range; skip the run when it is empty."""
+        """Log the planned range; skip the run when no new event can have settled."""
         rng = self._range()
-        if rng.until <= rng.after:
+        if rng.until <= rng.covered:
             self.range = None
             self.logger.info(
                 "%s: nothing to read, up to date until %s (events newer than "
                 "event_settle_seconds are read by the next run).",
                 self.name,
-                iso(rng.after),
+                iso(rng.covered),
             )
             return False
         listable_from = int(self.wall_clock()) - LISTABLE_DAYS * DAY
         self._warn_unlistable(rng, listable_from)
+        lookback = ""
+        if rng.after < rng.covered:
+            kind = "deep lookback" if rng.deep else "lookback"
+            lookback = (
+                f" (the {kind} re-reads those created up to {iso(rng.covered)}, the bookmark, "
+                "for events that reached Intercom late)"
+            )
         self.logger.info(
-            "%s: reading events created from %s to %s, every contact with "
+            "%s: reading events created from %s to %s%s, every contact with "
             "max_concurrent_requests=%d; the bookmark moves to %s once every contact is read.",
             self.name,
             iso(max(rng.after + 1, listable_from)),
             iso(rng.until),
+            lookback,
             self.settings.max_concurrent_requests,
             iso(rng.until),
         )
@@ -150,7 +167,8 @@ class ContactEventsStream(ContactFanOutStream):
         return True
 
     def _warn_unlistable(self, rng: EventRange, listable_from: int) -> None:
-        if rng.after + 1 >= listable_from:
+        # Only what this run reads as new: a lookback reaching past the 90 days loses nothing.
+        if rng.covered + 1 >= listable_from:
             return
         if self.saved_bookmark() is not None:
             self.logger.warning(
@@ -158,9 +176,9 @@ class ContactEventsStream(ContactFanOutStream):
                 "events created from %s to %s can no longer be read (contact_event_summaries "
                 "still counts them). Run the tap at least every %d days to avoid such gaps.",
                 self.name,
-                iso(rng.after),
+                iso(rng.covered),
                 LISTABLE_DAYS,
-                iso(rng.after),
+                iso(rng.covered),
                 iso(listable_from),
                 LISTABLE_DAYS,
             )
@@ -186,13 +204,18 @@ class ContactEventsStream(ContactFanOutStream):
     def contact_done(self, result: ContactResult) -> None:
         """Note a contact with events in the range (for contact_event_summaries)."""
         if self.new_events is not None and result.newest is not None:
-            self.new_events.newest[result.contact.id] = result.newest
+            self.new_events.contacts.add(result.contact.id)
 
     @override
     def finish_run(self) -> None:
         """Every contact is read: the bookmark may now claim the whole range."""
         rng = self._range()
         sdk.advance_bookmark(self, iso(rng.until))
+        if rng.deep:
+            # Like the summaries' full read: a key of our own in the stream's state, written
+            # out with the bookmark once every event of the run is out, so a run that dies
+            # leaves the deep lookback due.
+            sdk.put_state(self, DEEP_LOOKBACK_UNTIL, iso(rng.until))
         self.range = None
         # Only a run that read every contact may tell which contacts have nothing new.
         self.noted, self.new_events = self.new_events, None
@@ -225,6 +248,7 @@ class ContactEventsStream(ContactFanOutStream):
                     continue
                 result.records.append(self.record(contact, event, created))
                 result.newest = max(result.newest or created, created)
+                result.again += created <= rng.covered
             if older:
                 break
         result.note = paginator.note

@@ -1,8 +1,9 @@
 """Contact event summaries: per contact and event name, count, first and last time (all time).
 
 A summary changes only when its contact gets a new event, so an incremental run re-reads only
-the summaries of contacts whose event list shows an event created since the bookmark; a full
-read (first run, no state, or every `event_summaries_full_refresh_days`) reads them all.
+the summaries of contacts whose event list shows an event created since the bookmark or in the
+lookback before it (an event that reached Intercom late); a full read (first run, no state, or
+every `event_summaries_full_refresh_days`) reads them all.
 https://developers.intercom.com/docs/references/rest-api/api.intercom.io/data-events/lisdataevents
 """
 
@@ -18,14 +19,15 @@ from typing_extensions import override
 
 from tap_intercom_export import sdk
 from tap_intercom_export.events.fanout import (
-    LISTABLE_DAYS,
     Contact,
     ContactFanOutStream,
     ContactResult,
     rfc3339,
 )
+from tap_intercom_export.events.lookback import EventLookback
 from tap_intercom_export.events.pages import NextLinkPaginator, pages
 from tap_intercom_export.events.streams import CONTACT_EVENT_PROPERTIES, ContactEventsStream
+from tap_intercom_export.settings import LISTABLE_DAYS
 from tap_intercom_export.timerange import DAY, plan_range
 from tap_intercom_export.timeutil import iso, unix
 
@@ -157,15 +159,18 @@ class ContactEventSummariesStream(ContactFanOutStream):
         events = self.tap.streams[ContactEventsStream.name]
         seen = events.noted if isinstance(events, ContactEventsStream) else None
         if seen is not None and seen.after <= plan.since < seen.until:
-            # contact_events has just read every contact's events since our bookmark.
-            self.changed = {cid for cid, newest in seen.newest.items() if newest > plan.since}
+            # contact_events has just read every contact's events since our bookmark, and
+            # those of its lookback before it: a contact with an event there may have one
+            # that reached Intercom late, which its summary counts now.
+            self.changed = set(seen.contacts)
             self._plan = SummaryPlan(plan.now, seen.until, plan.since, plan.reason)
             self.logger.info(
-                "%s: re-reading the summaries of %d contact(s) with %s (seen by contact_events); "
-                "the others have nothing new. Full read every %d day(s).",
+                "%s: re-reading the summaries of %d contact(s) with events created since %s "
+                "(seen by contact_events, its lookback included); the others have nothing new. "
+                "Full read every %d day(s).",
                 self.name,
                 len(self.changed),
-                plan.reason,
+                iso(seen.after),
                 self.settings.event_summaries_full_refresh_days,
             )
             return True
@@ -177,12 +182,18 @@ class ContactEventSummariesStream(ContactFanOutStream):
             return False
         self.logger.info(
             "%s: checking each contact's newest event and re-reading the summaries of those with "
-            "%s. Full read every %d day(s).",
+            "events created since %s (events_lookback_hours before the bookmark). Full read "
+            "every %d day(s).",
             self.name,
-            plan.reason,
+            iso(self._check_since(plan.since)),
             self.settings.event_summaries_full_refresh_days,
         )
         return True
+
+    def _check_since(self, since: int) -> int:
+        # A contact whose newest event lies in the lookback may have got it late: its summary
+        # counts it now. (An event that is not its newest has a newer one, also checked.)
+        return since - EventLookback.from_settings(self.settings).seconds
 
     @override
     def contacts_to_read(self) -> t.Iterator[Contact]:
@@ -227,7 +238,11 @@ class ContactEventSummariesStream(ContactFanOutStream):
         """One contact's summary, every page of it: one record per event name."""
         result = ContactResult(contact)
         since = self._current().since
-        if since is not None and self.changed is None and not self.has_new_events(contact, since):
+        if (
+            since is not None
+            and self.changed is None
+            and not self.has_new_events(contact, self._check_since(since))
+        ):
             return result
         query = urlencode({"type": "user", "intercom_user_id": contact.id, "summary": "true"})
         # Intercom's example of this response carries pages.next: a contact with many event
