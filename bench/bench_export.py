@@ -68,6 +68,9 @@ class Run:
     rows: int
     seconds: float
     peak_rss_mb: float
+    #: The child's own CPU time (user + system, all its threads): less moved by the machine's
+    #: load than wall time.
+    cpu_seconds: float = 0.0
 
     @property
     def rows_per_s(self) -> float:
@@ -114,7 +117,7 @@ def timed(
             sys.stderr.write(err.read().decode(errors="replace")[-4000:])
             msg = f"{name} exited with {proc.returncode}"
             raise SystemExit(msg)
-    return Run(name, env, rows, seconds, usage.ru_maxrss / 1024)
+    return Run(name, env, rows, seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def tap_config(
@@ -319,13 +322,16 @@ def have_pyarrow() -> bool:
 def print_table(runs: list[Run], result: dict[str, t.Any], args: argparse.Namespace) -> None:
     """The runs and the ratios, one environment after the other."""
     print(
-        f"{'run':<9} {'PYTHONUNBUFFERED':<17} {'rows':>11} {'seconds':>8} {'rows/s':>10} {'RSS MB':>7}"
+        f"{'run':<9} {'PYTHONUNBUFFERED':<17} {'rows':>11} {'seconds':>8} {'rows/s':>10} {'RSS MB':>7} {'CPU s':>7}"
     )
     for r in runs:
-        print(f"{r.name:<9} {r.env:<17} {r.rows:>11,} {r.seconds:>8.2f} {r.rows_per_s:>10,.0f} {r.peak_rss_mb:>7.1f}")  # fmt: skip
+        print(f"{r.name:<9} {r.env:<17} {r.rows:>11,} {r.seconds:>8.2f} {r.rows_per_s:>10,.0f} {r.peak_rss_mb:>7.1f} {r.cpu_seconds:>7.2f}")  # fmt: skip
     for env, ratios in result["over_raw"].items():
         text = ", ".join(f"{mode} {ratio:.2f}x" for mode, ratio in ratios.items())
         print(f"time / raw, PYTHONUNBUFFERED {env}: {text}")
+    for env, ratios in result["cpu_over_raw"].items():
+        text = ", ".join(f"{mode} {ratio:.2f}x" for mode, ratio in ratios.items())
+        print(f"CPU time / raw CPU time, PYTHONUNBUFFERED {env}: {text}")
     print(f"record peak RSS {args.rows:,} / {args.small_rows:,} receipts: {result['rss_big_over_small']:.2f}x")  # fmt: skip
     if "same_records" in result:
         print("same records as RECORD: " + ", ".join(f"{m} {'yes' if ok else 'NO'}" for m, ok in result["same_records"].items()))  # fmt: skip
@@ -389,6 +395,10 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:
         "runs": [{**asdict(r), "rows_per_s": round(r.rows_per_s)} for r in runs],
         "over_raw": {
             env: {m: by[m, env].seconds / by["raw", env].seconds for m in modes} for env in envs
+        },
+        "cpu_over_raw": {
+            env: {m: by[m, env].cpu_seconds / by["raw", env].cpu_seconds for m in modes}
+            for env in envs
         },
         "rss_big_over_small": by["record", envs[0]].peak_rss_mb / by["small", envs[0]].peak_rss_mb
         if "record" in modes
