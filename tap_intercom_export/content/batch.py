@@ -73,14 +73,26 @@ class BatchFiles:
     #: Whether the blocks' date-times are to be microseconds since 1970 (else RFC 3339 text).
     times_us = False
 
-    def __init__(self, config: sdk.BatchConfig, tap_name: str, stream_name: str) -> None:
-        """Name files like the SDK does: `<prefix><tap>--<stream>-<uuid>-<n><suffix>`."""
+    def __init__(
+        self,
+        config: sdk.BatchConfig,
+        tap_name: str,
+        stream: Stream,
+        deselected: tuple[str, ...] | None,
+    ) -> None:
+        """Rows of `stream` without what the catalog deselects, in files named as the SDK does.
+
+        `deselected`: top-level names, or None to walk the selection mask. File names:
+        `<prefix><tap>--<stream>-<uuid>-<n><suffix>`.
+        """
         check_batch_encoding(
             {"format": config.encoding.format, "compression": config.encoding.compression}
         )
         self.config = config
+        self.stream = stream
+        self.deselected = deselected
         self.size = max(int(config.batch_size or 1), 1)
-        self.sync_id = f"{tap_name}--{stream_name}-{uuid.uuid4()}"
+        self.sync_id = f"{tap_name}--{stream.name}-{uuid.uuid4()}"
         self.files = 0
         self.name = ""
         self.beside = Beside()
@@ -134,18 +146,10 @@ class BatchFiles:
 class JsonlFiles(BatchFiles):
     """JSON Lines, one record per line (gzip or plain), as the SDK's JSONLinesBatcher writes."""
 
-    def __init__(
-        self,
-        config: sdk.BatchConfig,
-        tap_name: str,
-        stream: Stream,
-        deselected: tuple[str, ...] | None,
-    ) -> None:
-        """Rows of `stream` without the properties the catalog deselects."""
-        super().__init__(config, tap_name, stream.name)
-        self.stream = stream
-        self.deselected = deselected
-        self.gzip = config.encoding.compression == "gzip"
+    def __init__(self, *args: t.Any) -> None:
+        """The base's files, through gzip if `compression` asks for it."""
+        super().__init__(*args)
+        self.gzip = self.config.encoding.compression == "gzip"
         self.suffix = ".json.gz" if self.gzip else ".json"
         self._out: t.BinaryIO | gzip.GzipFile | None = None
 

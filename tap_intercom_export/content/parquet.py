@@ -40,9 +40,6 @@ from tap_intercom_export import sdk
 from tap_intercom_export.content.batch import BatchFiles
 from tap_intercom_export.jobs.rows import Block
 
-if t.TYPE_CHECKING:
-    from singer_sdk.streams import Stream
-
 #: Rows per row group: a few MB of Arrow data for the widest file kind (receipts), which with
 #: pyarrow's own ~70 MB keeps the tap under 150 MB (bench/bench_export.py).
 ROW_GROUP_ROWS = 10_000
@@ -66,17 +63,10 @@ class ParquetFiles(BatchFiles):
     suffix = ".parquet"
     times_us = True
 
-    def __init__(
-        self,
-        config: sdk.BatchConfig,
-        tap_name: str,
-        stream: Stream,
-        deselected: tuple[str, ...] | None,
-    ) -> None:
-        """Columns: the schema's properties the catalog selects."""
-        super().__init__(config, tap_name, stream.name)
-        self.stream = stream
-        self.deselected = deselected
+    def __init__(self, *args: t.Any) -> None:
+        """The base's files; columns: the schema's properties the catalog selects."""
+        super().__init__(*args)
+        stream, config = self.stream, self.config
         mask = stream.mask
         kinds = {
             name: t.cast("str", fmt.parquet_kind(prop))
