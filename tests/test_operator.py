@@ -84,7 +84,8 @@ BAD_CONFIGS = [
     ("too many requests at once", {**OK, "max_concurrent_requests": 10000}, r"max_concurrent_requests=10000 must be a whole number from 1 to 256 \(one worker thread each"),
     ("too many reporting jobs", {**OK, "reporting_max_concurrent_jobs": 6}, r"reporting_max_concurrent_jobs=6 must be a whole number from 1 to 5 \(Intercom allows 5"),
     ("jobs ahead past one", {**OK, "export_jobs_ahead": 2}, r"export_jobs_ahead=2 must be a whole number from 0 to 1"),
-    ("an SDK setting", {**OK, "batch_config": {"encoding": {"format": "xml"}}}, r"Invalid config: .*'xml' is not one of .*batch_config"),
+    ("a batch format", {**OK, "batch_config": {"encoding": {"format": "xml"}}}, r"batch_config\.encoding\.format='xml' is not supported: set it to 'jsonl' or 'parquet'"),
+    ("an SDK setting", {**OK, "flattening_max_depth": "deep"}, r"Invalid config: 'deep' is not of type 'integer'.*flattening_max_depth"),
 ]  # fmt: skip
 
 
