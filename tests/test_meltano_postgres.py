@@ -12,7 +12,6 @@ import typing as t
 
 import pytest
 
-from tap_intercom_export.timeutil import unix
 from tests.e2e_pipeline import (
     EVENTS_SQL,
     FIRST_END,
@@ -28,6 +27,7 @@ from tests.e2e_pipeline import (
     run_with_late_events,
 )
 from tests.meltano_harness import py_query
+from tests.oracle import unix
 
 if t.TYPE_CHECKING:
     from pathlib import Path

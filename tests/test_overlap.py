@@ -14,9 +14,9 @@ import pytest
 from fake_intercom.exports import FakeJob
 
 from tap_intercom_export.tap import TapIntercomExport
-from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, export_config, export_streams
 from tests.conftest import run_tap as run_any
+from tests.oracle import unix
 
 START = unix("2023-10-25T00:00:00Z")
 # Timings follow the virtual clock, which differs between two runs of one test.

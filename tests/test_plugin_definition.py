@@ -20,8 +20,8 @@ import yaml
 from fake_intercom import build
 
 from tap_intercom_export.tap import TapIntercomExport
-from tap_intercom_export.timeutil import unix
 from tests.meltano_harness import REPO, meltano_for
+from tests.oracle import unix
 
 if TYPE_CHECKING:
     from pathlib import Path

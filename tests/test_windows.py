@@ -7,7 +7,7 @@ from itertools import pairwise
 import pytest
 
 from tap_intercom_export.jobs.windows import Window, plan_around, plan_windows
-from tap_intercom_export.timeutil import iso, unix
+from tests.oracle import iso, unix
 
 DAY = 86400
 
