@@ -220,6 +220,8 @@ def test_ctrl_c_while_emitting_cancels_the_job_created_ahead(make_fake, clock, m
     assert fake.calls("POST", r"/export/cancel/job0002")
 
 
+# A child process per run of the bench script: with the end-to-end tests.
+@pytest.mark.e2e
 def test_bench_overlap_smoke_run() -> None:
     """bench/bench_overlap.py runs and finds the same records and state both ways."""
     import json
