@@ -8,6 +8,8 @@ those against fixed values).
 from __future__ import annotations
 
 import calendar
+import hashlib
+import json
 import time
 from datetime import datetime
 
@@ -24,3 +26,9 @@ def unix(value: datetime | str) -> int:
     if value.utcoffset() is None:
         return calendar.timegm(value.timetuple())
     return calendar.timegm(value.utctimetuple())
+
+
+def event_key(contact_id: str, event_name: str, created_at: int) -> str:
+    """contact_events' key as the README defines it (a key that changes breaks upserts)."""
+    text = json.dumps([contact_id, event_name, created_at], ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
