@@ -220,6 +220,31 @@ def test_ctrl_c_while_emitting_cancels_the_job_created_ahead(make_fake, clock, m
     assert fake.calls("POST", r"/export/cancel/job0002")
 
 
+@pytest.mark.parametrize("ahead", [0, 1])
+def test_ctrl_c_while_polling_cancels_the_job_being_polled(
+    make_fake, clock, monkeypatch, ahead
+) -> None:
+    # In process (tests/test_reliability.py does it to the installed command), where mutation
+    # testing reaches: the job pending when Ctrl-C came is canceled, with or without one ahead.
+    from tap_intercom_export.content import streams
+
+    fake = make_fake(status_script=["pending"] * 1000)
+
+    def sleep_then_interrupt(seconds: float) -> None:
+        clock.sleep(seconds)
+        if len(clock.sleeps) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(
+        streams.MessageExportJobsStream, "sleep", staticmethod(sleep_then_interrupt)
+    )
+    config = export_config(fake, end_date="2023-11-08T00:00:00Z", export_jobs_ahead=ahead)
+    run = run_tap(config, raise_errors=False)
+    assert isinstance(run.error, (KeyboardInterrupt, SystemExit))
+    assert fake.exports.jobs["job0001"].status == "canceled"
+    assert fake.calls("POST", r"/export/cancel/job0001")
+
+
 # A child process per run of the bench script: with the end-to-end tests.
 @pytest.mark.e2e
 def test_bench_overlap_smoke_run() -> None:
