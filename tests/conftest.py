@@ -224,7 +224,14 @@ def make_fake() -> t.Iterator[t.Callable[..., FakeIntercom]]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give the end-to-end tests the longer time limit, unless a test sets its own."""
+    """Run the files with end-to-end tests first; give those tests the longer time limit.
+
+    pytest-xdist hands whole files to its workers in this order: the long `meltano run` files
+    start at once, side by side, and the short ones fill in around them instead of leaving one
+    long file running alone at the end.
+    """
+    slow = {item.path for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: item.path not in slow)
     for item in items:
         if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))

@@ -19,8 +19,8 @@ from fake_intercom import FakeIntercom, build
 from fake_intercom.filekinds import INVENTED_KIND
 
 from tap_intercom_export.content.schemas import FILE_KINDS
-from tap_intercom_export.timeutil import iso, unix
 from tests.meltano_harness import Meltano, meltano_for
+from tests.oracle import iso, unix
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -68,7 +68,18 @@ class Pipeline:
 
     def run(self, end_date: str, *extra: str) -> str:
         """One run up to `end_date`, with Meltano's state from the previous runs of this test."""
-        env = {
+        return self.meltano(
+            "run",
+            *extra,
+            "tap-intercom-export",
+            self.loader,
+            db=self.workdir / "meltano.db",
+            env=self.env_for(end_date),
+        )
+
+    def env_for(self, end_date: str) -> dict[str, str]:
+        """The tap's settings for a run up to `end_date`, as Meltano reads them from the environment."""
+        return {
             "TAP_INTERCOM_EXPORT_ACCESS_TOKEN": TOKEN,
             "TAP_INTERCOM_EXPORT_API_URL": self.fake.url,
             "TAP_INTERCOM_EXPORT_START_DATE": START,
@@ -79,14 +90,6 @@ class Pipeline:
             "TAP_INTERCOM_EXPORT__SELECT": json.dumps(self.select),
             **self.env,
         }
-        return self.meltano(
-            "run",
-            *extra,
-            "tap-intercom-export",
-            self.loader,
-            db=self.workdir / "meltano.db",
-            env=env,
-        )
 
     def export_jobs(self) -> list[tuple[int, int]]:
         """(created_at_after, created_at_before) of every export job the fake was asked for."""

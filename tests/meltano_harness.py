@@ -66,6 +66,16 @@ class Meltano:
             capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip
 
+    def start(
+        self, *args: str, db: Path, env: dict[str, str], out: t.IO[str]
+    ) -> subprocess.Popen[str]:
+        """Start a meltano command in the background, its output (both streams) into `out`."""
+        full_env = {**self.env, "MELTANO_DATABASE_URI": f"sqlite:///{db}", **env}
+        return subprocess.Popen(
+            [str(self.bin), *args], cwd=self.project, env=full_env, stdout=out,
+            stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
     def __call__(
         self, *args: str, db: Path, env: dict[str, str] | None = None, stdin: str | None = None
     ) -> str:

@@ -8,8 +8,8 @@ import pytest
 
 from tap_intercom_export.reporting.schemas import DatasetSpec
 from tap_intercom_export.reporting.streams import ReportingStream
-from tap_intercom_export.timeutil import unix
 from tests.conftest import NOW, TOKEN, VirtualClock
+from tests.oracle import unix
 
 START = unix("2023-10-25T00:00:00Z")
 END = unix("2023-11-14T00:00:00Z")

@@ -15,8 +15,8 @@ import pytest
 from tap_intercom_export.content.schemas import FILE_KINDS
 from tap_intercom_export.errors import ConfigError
 from tap_intercom_export.tap import TapIntercomExport
-from tap_intercom_export.timeutil import unix
 from tests.conftest import export_config, export_streams, run_tap, selection_catalog
+from tests.oracle import unix
 
 STAT_STREAMS = [spec.stream_name for spec in FILE_KINDS.values()]
 

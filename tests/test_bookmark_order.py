@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tap_intercom_export.timeutil import iso, unix
 from tests.conftest import DAY, export_config, export_streams, run_tap
+from tests.oracle import iso, unix
 from tests.reporting_helpers import rclock, reporting_config  # noqa: F401 - rclock: a fixture
 
 LEDGER = "message_export_jobs"

@@ -12,9 +12,9 @@ from collections import Counter
 
 import pytest
 
-from tap_intercom_export.timeutil import iso, unix
 from tests.conftest import DAY, export_config, export_streams, run_tap
 from tests.kill_harness import Killed, Tally, expected_keys
+from tests.oracle import iso, unix
 
 START = unix("2023-10-25T00:00:00Z")
 SECOND = START + 7 * DAY  # the first window's end, the second window's start

@@ -11,10 +11,10 @@ import pytest
 from fake_intercom.events import LISTABLE_SECONDS
 
 from tap_intercom_export.errors import ConfigError, IntercomAPIError, IntercomAuthError
-from tap_intercom_export.events.fanout import ContactFanOutStream, event_key
+from tap_intercom_export.events.fanout import ContactFanOutStream
 from tap_intercom_export.tap import TapIntercomExport
-from tap_intercom_export.timeutil import iso
 from tests.conftest import DAY, NOW, TOKEN, run_tap
+from tests.oracle import event_key, iso
 
 SETTLE = 300
 HOUR = 3600

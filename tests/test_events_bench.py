@@ -6,6 +6,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_events.py"
 
 
@@ -19,6 +21,8 @@ def load_bench():
     return module
 
 
+# A child process per run of the bench script: with the end-to-end tests.
+@pytest.mark.e2e
 def test_bench_smoke_run_counts(capsys) -> None:
     bench = load_bench()
     argv = ["--contacts", "60", "--latency-ms", "0", "--limit", "20", "--window", "1"]

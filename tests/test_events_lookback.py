@@ -13,9 +13,9 @@ import typing as t
 
 import pytest
 
-from tap_intercom_export.timeutil import iso, unix
 from tests import test_events
 from tests.conftest import DAY, NOW, run_tap
+from tests.oracle import iso, unix
 from tests.test_events import (
     DEEP,
     EVENTS,

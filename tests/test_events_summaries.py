@@ -7,9 +7,9 @@ import typing as t
 import pytest
 import requests
 
-from tap_intercom_export.timeutil import iso
 from tests import test_events
 from tests.conftest import DAY, NOW, TOKEN, run_tap
+from tests.oracle import iso
 from tests.test_events import (
     DEEP,
     EVENTS,

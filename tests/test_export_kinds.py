@@ -14,8 +14,8 @@ from fake_intercom.filekinds import INVENTED_KIND
 
 from tap_intercom_export.content.other import column_names
 from tap_intercom_export.content.schemas import FILE_KINDS
-from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, export_config, run_tap
+from tests.oracle import unix
 
 START = unix("2023-10-25T00:00:00Z")
 END = unix("2023-11-14T00:00:00Z")

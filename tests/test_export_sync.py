@@ -17,8 +17,8 @@ import pytest
 
 from tap_intercom_export.content.schemas import FILE_KINDS
 from tap_intercom_export.errors import ExportError
-from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, TOKEN, export_config, run_tap
+from tests.oracle import unix
 
 if TYPE_CHECKING:
     from pathlib import Path

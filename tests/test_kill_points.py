@@ -17,9 +17,9 @@ import random
 
 import pytest
 
-from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, export_config, export_streams, run_tap
 from tests.kill_harness import Killed, Tally, expected_keys
+from tests.oracle import unix
 
 START = unix("2023-10-25T00:00:00Z")
 WINDOWS = [(START, START + 7 * DAY), (START + 7 * DAY, START + 14 * DAY)]

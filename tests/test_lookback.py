@@ -13,8 +13,8 @@ from fake_intercom import message_stats
 from tap_intercom_export.content.lookback import Lookback
 from tap_intercom_export.content.streams import MessageExportJobsStream
 from tap_intercom_export.jobs.windows import Window
-from tap_intercom_export.timeutil import iso
 from tests.conftest import DAY, NOW, export_config, run_tap
+from tests.oracle import iso
 
 HOUR = 3600
 SELECT = ["message_opens", "message_receipts"]

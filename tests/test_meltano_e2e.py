@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
+import os
+import signal
+import time
 import typing as t
+from pathlib import Path
 
 import pytest
 
-from tap_intercom_export.tap import TapIntercomExport
-from tap_intercom_export.timeutil import unix
 from tests.e2e_pipeline import (
     EVENTS_SQL,
-    EXPORT_STREAMS,
     FIRST_END,
     LATER_END,
     REPORTING_ENV,
     REPORTING_QUERY,
     START,
-    TOKEN,
     Pipeline,
     assert_events_landed,
     assert_first_window,
@@ -32,11 +31,10 @@ from tests.e2e_pipeline import (
     reporting_expected,
     run_with_late_events,
 )
-from tests.meltano_harness import REPO, meltano_for, py_query
+from tests.meltano_harness import py_query
+from tests.oracle import unix
 
 if t.TYPE_CHECKING:
-    from pathlib import Path
-
     from fake_intercom import FakeIntercom
 
     from tests.meltano_harness import Meltano
@@ -211,47 +209,59 @@ def test_jsonl_writes_one_line_per_record(
     assert landed == expected_counts(fake, [(START, FIRST_END)])
 
 
-def test_demo_script_lands_every_emitted_row_twice_in_a_row(tmp_path: Path) -> None:
-    """The README's first command, run twice on one system dir (the second on warm caches)."""
-    meltano = meltano_for(tmp_path)  # its own plugins: the demo installs them
-    env = {
-        **meltano.env,
-        "MELTANO_BIN": str(meltano.bin),
-        "MELTANO_VENV": str(meltano.bin.parent.parent),
-        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
-        "DEMO_DB": str(tmp_path / "demo.duckdb"),
-    }
-    env.pop("MELTANO_ENVIRONMENT")
-    streams = {
-        e["tap_stream_id"]
-        for e in TapIntercomExport(config={"access_token": TOKEN}).catalog_dict["streams"]
-    }
-    assert set(EXPORT_STREAMS) <= streams
-    for _ in range(2):
-        proc = subprocess.run(
-            ["bash", str(REPO / "scripts" / "demo.sh")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        rows = {
-            line.split()[0]: line.split()[1:]
-            for line in proc.stdout.splitlines()
-            if line.startswith("  intercom.")
-        }
-        # The demo selects message_* and contact_*: every such stream of the tap lands a table.
-        assert set(rows) == {
-            f"intercom.{s}" for s in streams if s.startswith(("message_", "contact_"))
-        }
-        # Landed = emitted (the tap's record_count metrics), for every table, and none is empty.
-        assert all(landed == emitted and int(landed) > 0 for landed, emitted in rows.values()), rows
-        assert f"landed = emitted for all {len(rows)} tables" in proc.stdout
-        # 28 days of 48 receipts a day, all of them inside the tap's default 30-day lookback.
-        assert rows["intercom.message_receipts"] == [str(28 * 48)] * 2
-        assert "message_receipts.received_at is TIMESTAMP" in proc.stdout
+def children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every process below `pid`, read from /proc (Linux)."""
+    parents: dict[int, int] = {}
+    commands: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:  # ended while we looked
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            commands[int(entry.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace")
+    below, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for child, ppid in parents.items():
+            if ppid == parent:
+                below.append((child, commands[child]))
+                todo.append(child)
+    return below
+
+
+def test_meltano_run_fails_visibly_when_the_tap_is_stopped(
+    meltano: Meltano, fake: FakeIntercom, tmp_path: Path
+) -> None:
+    """SIGTERM to the tap (a scheduler stopping it) while a job is pending: `meltano run` fails."""
+    fake.exports.status_script = ["pending"] * 100_000
+    out = tmp_path / "out"
+    out.mkdir()
+    pipe = Pipeline(meltano, fake, "target-jsonl", tmp_path,
+                    env={"TARGET_JSONL_DESTINATION_PATH": str(out)})  # fmt: skip
+    with (tmp_path / "meltano.log").open("w") as log:
+        proc = meltano.start("run", "tap-intercom-export", "target-jsonl",
+                             db=tmp_path / "meltano.db", env=pipe.env_for(FIRST_END), out=log)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 300
+            while len(fake.calls("GET", r"/export/content/data/job0001")) < 2:
+                assert proc.poll() is None, (tmp_path / "meltano.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "the tap never polled its job"
+                time.sleep(0.1)
+            taps = [pid for pid, cmd in children(proc.pid) if "bin/tap-intercom-export" in cmd]
+            assert len(taps) == 1, children(proc.pid)
+            os.kill(taps[0], signal.SIGTERM)
+            code = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    log_text = (tmp_path / "meltano.log").read_text()
+    assert code != 0, log_text[-3000:]
+    assert "Stopped by SIGTERM: the last STATE above lets the next run resume" in log_text
+    assert "Extractor failed" in log_text, log_text[-3000:]
+    assert "Traceback" not in log_text.split("Stopped by SIGTERM")[1]
 
 
 # -- Reporting data export --------------------------------------------------------------------

@@ -13,7 +13,6 @@ import typing as t
 import pytest
 import yaml
 
-from tap_intercom_export.timeutil import unix
 from tests.e2e_pipeline import (
     EVENTS_SQL,
     FIRST_END,
@@ -29,6 +28,7 @@ from tests.e2e_pipeline import (
     run_with_late_events,
 )
 from tests.meltano_harness import REPO, meltano_for, py_query
+from tests.oracle import unix
 
 if t.TYPE_CHECKING:
     from pathlib import Path

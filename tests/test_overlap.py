@@ -14,9 +14,9 @@ import pytest
 from fake_intercom.exports import FakeJob
 
 from tap_intercom_export.tap import TapIntercomExport
-from tap_intercom_export.timeutil import unix
-from tests.conftest import DAY, export_config, export_streams
+from tests.conftest import DAY, VirtualClock, export_config, export_streams
 from tests.conftest import run_tap as run_any
+from tests.oracle import unix
 
 START = unix("2023-10-25T00:00:00Z")
 # Timings follow the virtual clock, which differs between two runs of one test.
@@ -220,6 +220,39 @@ def test_ctrl_c_while_emitting_cancels_the_job_created_ahead(make_fake, clock, m
     assert fake.calls("POST", r"/export/cancel/job0002")
 
 
+def interrupt_on_second_poll(monkeypatch: pytest.MonkeyPatch, clock: VirtualClock) -> None:
+    """Ctrl-C (SIGINT to this process) during the export's second wait between polls."""
+    from tap_intercom_export.content import streams
+
+    def sleep_then_interrupt(seconds: float) -> None:
+        clock.sleep(seconds)
+        if len(clock.sleeps) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(
+        streams.MessageExportJobsStream, "sleep", staticmethod(sleep_then_interrupt)
+    )
+
+
+@pytest.mark.parametrize("ahead", [0, 1])
+def test_ctrl_c_while_polling_cancels_the_job_being_polled(
+    make_fake, clock, monkeypatch, caplog, ahead
+) -> None:
+    # In process (tests/test_reliability.py does it to the installed command), where mutation
+    # testing reaches: the job pending when Ctrl-C came is canceled, with or without one ahead.
+    fake = make_fake(status_script=["pending"] * 1000)
+
+    interrupt_on_second_poll(monkeypatch, clock)
+    config = export_config(fake, end_date="2023-11-08T00:00:00Z", export_jobs_ahead=ahead)
+    run = run_tap(config, raise_errors=False)
+    assert isinstance(run.error, (KeyboardInterrupt, SystemExit))
+    assert fake.exports.jobs["job0001"].status == "canceled"
+    assert fake.calls("POST", r"/export/cancel/job0001")
+    assert "Canceling export job job0001 on interrupt." in caplog.text
+
+
+# A child process per run of the bench script: with the end-to-end tests.
+@pytest.mark.e2e
 def test_bench_overlap_smoke_run() -> None:
     """bench/bench_overlap.py runs and finds the same records and state both ways."""
     import json
@@ -269,3 +302,16 @@ def test_a_failed_create_ahead_is_retried_in_turn(make_fake, clock, monkeypatch)
     ]
     assert len(fake.calls("POST", "/export/content/data")) == 3
     assert len(run.records("message_receipts")) == 14 * 24
+
+
+def test_a_cancel_that_fails_is_a_warning_and_the_run_still_stops(
+    make_fake, clock, monkeypatch, caplog
+) -> None:
+    fake = make_fake(status_script=["pending"] * 1000)
+    fake.inject("POST", r"/export/cancel/.*", status=400, times=99)
+
+    interrupt_on_second_poll(monkeypatch, clock)
+    run = run_tap(export_config(fake, end_date="2023-11-08T00:00:00Z"), raise_errors=False)
+    assert isinstance(run.error, (KeyboardInterrupt, SystemExit))
+    assert fake.exports.jobs["job0001"].status == "pending"  # Intercom finishes it; resumed later
+    assert "Could not cancel export job job0001: " in caplog.text

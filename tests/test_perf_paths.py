@@ -207,6 +207,8 @@ def test_bench_archive_syncs_every_row(make_fake, waits, tmp_path) -> None:
     assert receipts[11]["name"] == 'Smith, "Jo"\nJr'
 
 
+# A child process per run of the bench script: with the end-to-end tests.
+@pytest.mark.e2e
 def test_bench_smoke_run_reports_ratios() -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "bench_export.py"), "--rows", "3000",

@@ -16,6 +16,7 @@ import pytest
 from fake_intercom import build
 
 from tests.meltano_harness import REPO, clean_env, meltano_for
+from tests.test_plugin_definition import definition
 from tests.test_readme import README, section
 
 if TYPE_CHECKING:
@@ -65,6 +66,12 @@ def test_quickstart_runs_as_written(tmp_path: Path) -> None:
             timeout=1200, check=False,
         )  # fmt: skip
         receipts = len(api.exports.dataset.rows("receipt", 0, now))
+        # The definition as Meltano read it: every setting with its label, description and env.
+        listed = subprocess.run(
+            ["meltano", "config", "list", "tap-intercom-export", "--all"],
+            cwd=tmp_path / "intercom-project", env=env, capture_output=True, text=True,
+            timeout=300, check=False,
+        ).stdout  # fmt: skip
     finally:
         api.stop()
     out = proc.stdout + proc.stderr
@@ -78,3 +85,10 @@ def test_quickstart_runs_as_written(tmp_path: Path) -> None:
     counts = [int(n) for n in re.findall(r"│\s+(\d+)\s+│", proc.stdout)]
     assert counts and 0 < counts[-1] <= receipts, proc.stdout[-2000:]
     assert "in_flight_jobs" in proc.stdout  # `meltano state get` shows the tap's state
+    for s in definition()["settings"]:
+        assert f"\t{s['label']}: {s['description']}" in listed, s["name"]
+        assert re.search(
+            rf"^{s['name']} \[env: TAP_INTERCOM_EXPORT_{s['name'].upper()}\]", listed, re.MULTILINE
+        ), s["name"]
+    assert re.search(r"^access_token .* current value: \(redacted\)", listed, re.MULTILINE)
+    assert TOKEN not in listed

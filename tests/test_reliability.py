@@ -20,8 +20,8 @@ from fake_intercom.exports import FakeJob
 
 from tap_intercom_export.errors import ArchiveError, ConfigError, ExportError
 from tap_intercom_export.settings import check_config
-from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, export_config, run_tap
+from tests.oracle import unix
 
 if TYPE_CHECKING:
     from pathlib import Path

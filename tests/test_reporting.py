@@ -106,7 +106,7 @@ def test_sync_lands_exactly_the_fakes_rows(make_fake, rclock) -> None:
 
 
 def run_window_start(window: tuple[int, int]) -> str:
-    from tap_intercom_export.timeutil import iso
+    from tests.oracle import iso
 
     return iso(window[0])
 

@@ -14,8 +14,8 @@ import pytest
 
 from tap_intercom_export.reporting.streams import ReportingStream
 from tap_intercom_export.tap import TapIntercomExport
-from tap_intercom_export.timeutil import unix
 from tests.conftest import run_tap
+from tests.oracle import unix
 from tests.reporting_helpers import START, enqueues, rclock, reporting_config, windows
 
 __all__ = ["rclock"]

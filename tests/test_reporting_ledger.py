@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from tap_intercom_export.reporting.streams import ReportingStream
-from tap_intercom_export.timeutil import iso, unix
 from tests.conftest import DAY, NOW, run_tap
+from tests.oracle import iso, unix
 from tests.reporting_helpers import STREAMS, enqueues, rclock, reporting_config, windows
 
 __all__ = ["rclock"]

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tap_intercom_export.reporting.streams import ReportingStream
-from tap_intercom_export.timeutil import unix
 from tests.conftest import DAY, run_tap
+from tests.oracle import unix
 from tests.reporting_helpers import STREAMS, expected_records, rclock, reporting_config, windows
 
 __all__ = ["rclock"]

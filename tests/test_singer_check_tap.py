@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 from fake_intercom import build
 
-from tap_intercom_export.timeutil import iso
 from tests.meltano_harness import REPO, require
+from tests.oracle import iso
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ from itertools import pairwise
 import pytest
 
 from tap_intercom_export.jobs.windows import Window, plan_around, plan_windows
-from tap_intercom_export.timeutil import iso, unix
+from tests.oracle import iso, unix
 
 DAY = 86400
 
@@ -107,3 +107,22 @@ def test_a_job_ending_exactly_at_the_end_is_reused() -> None:
 def test_nothing_to_plan_leaves_every_job_stale() -> None:
     plan = plan_around(5 * DAY, 5 * DAY, {Window(5 * DAY, 6 * DAY): "j"}, week, after_gap=True)
     assert plan.windows == [] and list(plan.stale.values()) == ["j"]
+
+
+@pytest.mark.parametrize(
+    ("window", "halves"),
+    [
+        # At a whole hour strictly inside the window ...
+        ((0, 7200), ((0, 3600), (3600, 7200))),
+        ((3000, 7000), ((3000, 3600), (3600, 7000))),
+        # ... else at the midpoint, in whole seconds, and never an empty half.
+        ((3000, 4000), ((3000, 3500), (3500, 4000))),
+        ((0, 1800), ((0, 900), (900, 1800))),
+        ((0, 3), ((0, 1), (1, 3))),
+        ((3600, 10799), ((3600, 7199), (7199, 10799))),
+    ],
+)
+def test_halves_split_at_an_hour_inside_or_the_midpoint(window, halves) -> None:
+    first, second = Window(*window).halves()
+    assert ((first.start, first.end), (second.start, second.end)) == halves
+    assert isinstance(first.end, int)
