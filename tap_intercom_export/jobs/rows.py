@@ -165,19 +165,9 @@ class MemberReader:
         self._reported: set[str] = set()
         self._misfits: set[str] = set()
 
-    def records(
-        self,
-        result: WindowExport,
-        members: t.Iterable[Member],
-        typer: t.Callable[[Member, list[str]], Typer],
-        counts: dict[str, int],
-        key: str,
-    ) -> t.Iterator[dict[str, t.Any]]:
-        """Every row of `members` as a record, typed by `typer(member, header)`.
-
-        Rows are counted in `counts[key]` (from 0) as they are typed.
-        """
-        for block in self.blocks(result, members, typer, counts, key):
+    def records(self, *args: t.Any) -> t.Iterator[dict[str, t.Any]]:
+        """Every row of `blocks(*args)` as a record, one block after another."""
+        for block in self.blocks(*args):
             yield from block.records()
 
     def blocks(
@@ -188,7 +178,10 @@ class MemberReader:
         counts: dict[str, int],
         key: str,
     ) -> t.Iterator[Block]:
-        """Every row of `members` in typed blocks of up to BLOCK_ROWS rows (see `records`)."""
+        """Every row of `members` in typed blocks (`typer(member, header)`) of BLOCK_ROWS at most.
+
+        Rows are counted in `counts[key]` (from 0) as they are typed.
+        """
         counts[key] = 0
         if result.archive is None:
             return
