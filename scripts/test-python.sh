@@ -27,11 +27,15 @@ find_python() {
 
 py=$(find_python "$version")
 venv=.venv-py$version
-[ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
-# pip 25.1 is the first to install PEP 735 dependency groups (--group).
-"$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade "pip>=25.1"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check --group test -e .
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -e packages/fake-intercom
+# TEST_PYTHON_INSTALLED=1: the venv is up to date (.ci/run installs first, then runs the tests
+# beside others that would build the same packages at the same time).
+if [ "${TEST_PYTHON_INSTALLED:-}" != 1 ]; then
+    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+    # pip 25.1 is the first to install PEP 735 dependency groups (--group).
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade "pip>=25.1"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --group test -e .
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e packages/fake-intercom
+fi
 echo "==> fast tests on $("$venv/bin/python" --version)"
 exec "$venv/bin/python" -m pytest -q -p no:cacheprovider -n auto --maxprocesses 4 --dist loadfile \
     -m "not e2e" "$@"
