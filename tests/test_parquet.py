@@ -24,7 +24,6 @@ from singer_sdk.sinks import BatchSink
 
 from tap_intercom_export.content import parquet
 from tap_intercom_export.content.schemas import FILE_KINDS
-from tap_intercom_export.jobs import rows
 from tests.conftest import export_config, export_streams, run_tap
 
 STAT_STREAMS = [spec.stream_name for spec in FILE_KINDS.values()]
@@ -145,7 +144,7 @@ def test_rows_with_other_extra_keys_go_to_a_file_of_their_own(make_fake, clock, 
 
 def test_row_groups_keep_memory_bounded(make_fake, clock, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(parquet, "ROW_GROUP_ROWS", 30)
-    monkeypatch.setattr(rows, "BLOCK_ROWS", 20)
+    monkeypatch.setattr(parquet.ParquetFiles, "block_rows", 20)
     fake = make_fake()
     run = run_tap(
         export_config(

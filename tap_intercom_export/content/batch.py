@@ -72,6 +72,10 @@ class BatchFiles:
     suffix = ""
     #: Whether the blocks' date-times are to be microseconds since 1970 (else RFC 3339 text).
     times_us = False
+    #: What reads a block's count and time columns in C (content/schemas.py `ColumnReader`).
+    in_c: t.ClassVar[t.Any] = None
+    #: Rows typed at once (0: jobs/rows.py BLOCK_ROWS).
+    block_rows = 0
 
     def __init__(
         self,

@@ -114,6 +114,6 @@ class MessageOtherStatisticsStream(MessageStatStream):
         return [m for m in members if m.kind not in FILE_KINDS]
 
     @override
-    def typer(self, member: Member, header: list[str], *, times_us: bool = False) -> OtherRows:
-        """Every column of the row under its header, in `data` (all text: `times_us` changes nothing)."""
+    def typer(self, member: Member, header: list[str], **_kinds: t.Any) -> OtherRows:
+        """Every column of the row under its header, in `data` (all text: no typing to choose)."""
         return OtherRows(member, header)

@@ -13,8 +13,10 @@ first (or a first key where the file started without any) starts a new file inst
 member share their keys, so this splits a window's files only where a row has a value that did
 not fit its type. A number that is not finite is null, as msgspec writes it in JSON.
 
-Only `pyarrow` and `pyarrow.parquet` are imported (no `pyarrow.compute`: a C cast of the text
-would load another ~16 MB): date-times come from the typer as microseconds.
+Counts and times are read from the CSV text in C (`arrow_column`: pyarrow.compute) when every
+value of a block's column is plain digits or Intercom's `YYYY-MM-DD HH:MM:SS UTC`, which is most
+of an export; any other column goes through the typer's Python path (content/values.py), so the
+values are the same either way (tests/test_parquet.py). Date-times are microseconds since 1970.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import functools
 import math
 import os
 import typing as t
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 # The C library's allocator, not pyarrow's default (mimalloc), which keeps what it freed: with a
 # row group encoded in a second thread, the tap's peak was ~20 MB higher (bench/README.md).
@@ -32,6 +34,7 @@ from datetime import datetime, timedelta, timezone
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from typing_extensions import override
 
@@ -57,11 +60,62 @@ _ARROW = {
 }
 
 
+#: Intercom's text spelling of a time with hour, minute and second in range; the date is checked
+#: once per distinct day, because strptime alone reads 2023-02-30 as March 2nd and year 0 as one.
+_INTERCOM_TIME = pc.MatchSubstringOptions(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2} ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9] UTC$"
+)
+_STRPTIME = pc.StrptimeOptions("%Y-%m-%d %H:%M:%S UTC", "us")
+_DAY = pc.SliceOptions(0, 10)
+_MILLION = pa.scalar(1_000_000, pa.int64())  # a Python int would be converted at every call
+#: Largest unix time (seconds) or count read in C; larger ones take the Python path, which
+#: checks their range (values.to_timestamp_us) or makes big ints (values.to_integer).
+_TIME_MAX = 10**11 - 1
+_COUNT_MAX = 10**18 - 1
+#: Values below which a column costs less in Python than pyarrow's ~0.1 ms of calls (a receipt's
+#: `first_*` columns are mostly empty).
+_MIN_VALUES = 128
+
+
+def arrow_column(column: t.Sequence[str], *, is_time: bool) -> pa.Array | None:  # noqa: PLR0911 - each return is a reason to leave the column to Python
+    """A column of counts (int64) or times (microseconds since 1970, int64) read in C, or None.
+
+    None when a value is neither plain ASCII digits nor, for a time, Intercom's text spelling,
+    or the column has few values: the typer then reads it in Python. Empty fields are null.
+    """
+    empty = column.count("")
+    if len(column) - empty < _MIN_VALUES:
+        return None
+    text = pa.array([v or None for v in column] if empty else column, pa.string())
+    joined = "".join(column)
+    if joined.isascii() and joined.isdigit():
+        try:
+            numbers = pc.cast(text, pa.int64())
+        except pa.ArrowInvalid:  # more than int64 holds
+            return None
+        if pc.max(numbers).as_py() > (_TIME_MAX if is_time else _COUNT_MAX):
+            return None
+        return pc.multiply(numbers, _MILLION) if is_time else numbers
+    if not is_time:
+        return None
+    if not pc.all(pc.call_function("match_substring_regex", [text], _INTERCOM_TIME)).as_py():
+        return None
+    days = pc.unique(pc.call_function("utf8_slice_codeunits", [text], _DAY))
+    try:
+        for day in days.drop_null().to_pylist():
+            date.fromisoformat(day)
+    except ValueError:
+        return None
+    return pc.call_function("strptime", [text], _STRPTIME).cast(pa.int64())
+
+
 class ParquetFiles(BatchFiles):
     """Parquet files of one stream's selected properties, one row group per ROW_GROUP_ROWS rows."""
 
     suffix = ".parquet"
     times_us = True
+    in_c = staticmethod(arrow_column)
+    block_rows = 4000
 
     def __init__(self, *args: t.Any) -> None:
         """The base's files; columns: the schema's properties the catalog selects."""
@@ -181,6 +235,8 @@ def _keys(values: t.Sequence[t.Any]) -> list[tuple[str, ...] | None] | None:
 
 def _array(values: t.Sequence[t.Any], kind: pa.DataType) -> pa.Array:
     """One column of a block as Arrow (the typer's values, as a loader would read them)."""
+    if isinstance(values, pa.Array):  # read in C: int64 counts or microseconds
+        return values.cast(kind)
     if kind == _TIMESTAMP:
         first = next((v for v in values if v is not None), None)
         if isinstance(first, str):

@@ -197,13 +197,28 @@ CONVERTERS: dict[str, t.Callable[[str], t.Any] | None] = {
 }
 
 
+class ColumnReader(t.Protocol):
+    """Reads a column of counts or times in one call, or says it cannot (None)."""
+
+    def __call__(self, column: t.Sequence[str], *, is_time: bool) -> t.Sequence[t.Any] | None:
+        """Counts as ints, times as microseconds since 1970, empty fields null; or None."""
+
+
 class RowTyper:
     """Turns the CSV rows of one member into typed records, keeping whatever does not fit."""
 
-    def __init__(self, spec: FileKind, header: list[str], *, times_us: bool = False) -> None:
+    def __init__(
+        self,
+        spec: FileKind,
+        header: list[str],
+        *,
+        times_us: bool = False,
+        in_c: ColumnReader | None = None,
+    ) -> None:
         """Plan one converter per column of this member's header.
 
         `times_us`: date-times as microseconds since 1970 (for Parquet), not RFC 3339 text.
+        `in_c`: reads a whole count or time column in C when it can (Parquet: pyarrow).
         """
         converters = {**CONVERTERS, DATETIME: to_timestamp_us} if times_us else CONVERTERS
         self.spec = spec
@@ -214,14 +229,17 @@ class RowTyper:
         self.width = len(header)
         self.ragged_rows = 0
         self.bad_values: dict[str, int] = {}
-        #: Known columns as (position, name, converter, whether it is a time), in header order.
+        #: Known columns as (position, name, converter, whether it is a time, whether `in_c`
+        #: may read it), in header order.
         self._known = [
-            (i, name, converters[column_type(name)], column_type(name) == DATETIME)
+            (i, name, converters[kind], kind == DATETIME, kind in {DATETIME, INTEGER})
             for i, name in enumerate(header)
             if name in known
+            for kind in [column_type(name)]
         ]
         self._unknown = [(i, name) for i, name in enumerate(header) if name not in known]
         self._times_us = times_us
+        self._in_c = in_c
 
     def type_row(self, row: list[str], lineage: dict[str, t.Any]) -> dict[str, t.Any]:
         """Build one record: typed known columns, extras as text, lineage columns."""
@@ -246,7 +264,8 @@ class RowTyper:
             extras = [dict(zip(names, values, strict=True)) for values in zip(*texts, strict=True)]
         else:
             extras = [None] * n
-        for i, name, convert, is_time in self._known:
+        in_c = self._in_c
+        for i, name, convert, is_time, readable in self._known:
             column = cells[i]
             if not any(column):
                 columns[name] = nulls
@@ -256,7 +275,9 @@ class RowTyper:
                 # Text as it is, but empty fields null (a full column is kept as it came).
                 columns[name] = column if all(column) else [v or None for v in column]
                 continue
-            typed = time_column(column, micros=self._times_us) if is_time else None
+            typed = in_c(column, is_time=is_time) if in_c is not None and readable else None
+            if typed is None and is_time:
+                typed = time_column(column, micros=self._times_us)
             if typed is None:
                 try:
                     typed = [convert(v) if v else None for v in column]

@@ -16,7 +16,7 @@ from tap_intercom_export import sdk
 from tap_intercom_export.content.base import ExportWindowStream
 from tap_intercom_export.content.batch import BatchFiles, JsonlFiles
 from tap_intercom_export.content.ledger import MessageExportJobsStream
-from tap_intercom_export.content.schemas import FILE_KINDS, FileKind, RowTyper
+from tap_intercom_export.content.schemas import FILE_KINDS, ColumnReader, FileKind, RowTyper
 from tap_intercom_export.errors import ConfigError
 from tap_intercom_export.jobs.rows import MemberReader, Typer
 from tap_intercom_export.timeutil import iso
@@ -65,18 +65,34 @@ class MessageStatStream(ExportWindowStream, sdk.TapRecordLoop):
         """The archive members this stream reads: its file kind's."""
         return result.archive.kinds().get(self.spec.kind, []) if result.archive else []
 
-    def typer(self, member: Member, header: list[str], *, times_us: bool = False) -> Typer:  # noqa: ARG002 - the reader's interface
-        """How one member's rows become records (`times_us`: date-times as microseconds)."""
-        return RowTyper(self.spec, header, times_us=times_us)
+    def typer(
+        self,
+        member: Member,  # noqa: ARG002 - the reader's interface
+        header: list[str],
+        *,
+        times_us: bool = False,
+        in_c: ColumnReader | None = None,
+    ) -> Typer:
+        """How one member's rows become records (`times_us`, `in_c`: as RowTyper takes them)."""
+        return RowTyper(self.spec, header, times_us=times_us, in_c=in_c)
 
-    def _blocks(self, result: WindowExport, *, times_us: bool = False) -> t.Iterator[Block]:
-        """This stream's rows of the window, typed, member after member; counted in `result.rows`."""
+    def _blocks(self, result: WindowExport, writer: BatchFiles | None = None) -> t.Iterator[Block]:
+        """This stream's rows of the window, typed, member after member; counted in `result.rows`.
+
+        Typed as `writer` wants them (a Parquet writer: times as microseconds, read in C).
+        """
+        typer = (
+            functools.partial(self.typer, times_us=writer.times_us, in_c=writer.in_c)
+            if writer is not None
+            else self.typer
+        )
         return self.reader.blocks(
             result,
             self.members(result),
-            functools.partial(self.typer, times_us=times_us),
+            typer,
             result.rows,
             self.rows_key or self.spec.kind,
+            block_rows=writer.block_rows if writer is not None else 0,
         )
 
     @override
@@ -106,7 +122,7 @@ class MessageStatStream(ExportWindowStream, sdk.TapRecordLoop):
         if result is None:
             return
         writer = batch_files(batch_config, self.tap_name, self, self.deselected())
-        blocks = self._blocks(result, times_us=writer.times_us)
+        blocks = self._blocks(result, writer)
         for url, _rows in writer.write(blocks):
             yield batch_config.encoding, [url]
             # As with RECORDs: a window partly announced leaves the bookmark at its start.

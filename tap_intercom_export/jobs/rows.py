@@ -83,15 +83,18 @@ class Block:
         if self._records is None:
             columns = t.cast("dict[str, t.Sequence[t.Any]]", self._columns)
             names = list(columns)
+            # A column read in C (content/parquet.py `arrow_column`) is an Arrow array.
+            values = [v.to_pylist() if hasattr(v, "to_pylist") else v for v in columns.values()]
             self._records = [
-                dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)
+                dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)
             ]
         return self._records
 
     def column(self, name: str) -> t.Sequence[t.Any]:
         """The values of one property, row by row (None where a row has no such key)."""
         if self._columns is not None:
-            return self._columns.get(name) or [None] * self.size
+            values = self._columns.get(name)
+            return [None] * self.size if values is None else values
         return [record.get(name) for record in t.cast("list[dict[str, t.Any]]", self._records)]
 
     def slice(self, start: int, stop: int) -> Block:
@@ -170,18 +173,22 @@ class MemberReader:
         for block in self.blocks(*args):
             yield from block.records()
 
-    def blocks(
+    def blocks(  # noqa: PLR0913 - the window, what to read, how, where to count, how many at once
         self,
         result: WindowExport,
         members: t.Iterable[Member],
         typer: t.Callable[[Member, list[str]], Typer],
         counts: dict[str, int],
         key: str,
+        *,
+        block_rows: int = 0,
     ) -> t.Iterator[Block]:
-        """Every row of `members` in typed blocks (`typer(member, header)`) of BLOCK_ROWS at most.
+        """Every row of `members` in typed blocks (`typer(member, header)`) of `block_rows` at most.
 
-        Rows are counted in `counts[key]` (from 0) as they are typed.
+        Rows are counted in `counts[key]` (from 0) as they are typed. `block_rows`: BLOCK_ROWS
+        unless given.
         """
+        size = block_rows or BLOCK_ROWS
         counts[key] = 0
         if result.archive is None:
             return
@@ -195,7 +202,7 @@ class MemberReader:
                     self._report_unknown(typed, member.name)
                     # Blank lines (csv gives []) are not rows.
                     nonblank = filter(None, rows)
-                    while chunk := list(itertools.islice(nonblank, BLOCK_ROWS)):
+                    while chunk := list(itertools.islice(nonblank, size)):
                         counts[key] += len(chunk)
                         yield type_block(typed, chunk, tags)
                 self._report_quirks(typed, counter, member.name)
