@@ -142,9 +142,57 @@ def test_rows_with_other_extra_keys_go_to_a_file_of_their_own(make_fake, clock, 
     assert len(batch_files(batched, "message_receipts")) == 3
 
 
+def _late_quirk(quirk: str):
+    """A member transform putting `quirk` in the receipts file, 150 rows in (of 168)."""
+
+    def transform(kind: str, data: bytes) -> bytes:
+        if kind != "receipt":
+            return data
+        table = list(csv.reader(io.StringIO(data.decode())))
+        if quirk == "ragged":
+            table[150].append("surplus")
+        elif quirk == "not utf-8":
+            table[150][0] = "MARK"
+        elif quirk == "blank line of spaces":
+            table.insert(150, ["   "])
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(table)
+        raw = out.getvalue().encode().replace(b"MARK", b"\xffMARK")
+        return raw + b'"open' if quirk == "unterminated quote" else raw
+
+    return transform
+
+
+@pytest.mark.parametrize(
+    "quirk", ["ragged", "not utf-8", "blank line of spaces", "unterminated quote"]
+)
+def test_where_arrow_stops_python_reads_on_from_the_next_row(
+    make_fake, clock, tmp_path, monkeypatch, quirk
+) -> None:
+    # Small blocks so Arrow has read some rows before it meets the quirk.
+    monkeypatch.setattr(parquet, "_CSV_BLOCK", 4096)
+    in_arrow: list[int] = []
+    type_batch = parquet._type_batch
+    monkeypatch.setattr(parquet, "_type_batch", lambda *a: in_arrow.append(a[2]) or type_batch(*a))
+    fake = make_fake()
+    fake.exports.member_transform = _late_quirk(quirk)
+    config = export_config(fake, end_date=WEEK_END)
+    records = run_tap(config, select=["message_export_jobs", "message_receipts"])
+    batched = run_tap(
+        {**config, "batch_config": parquet_config(tmp_path, batch_size=1000)},
+        select=["message_export_jobs", "message_receipts"],
+    )
+    expected = [as_text(r) for r in records.records("message_receipts")]
+    # The line of spaces and the unterminated quote are rows of one field each (kept).
+    assert len(expected) == 24 * 7 + (quirk in {"blank line of spaces", "unterminated quote"})
+    assert loaded(batched)["message_receipts"] == expected
+    assert 0 < sum(in_arrow) < len(expected)
+
+
 def test_row_groups_keep_memory_bounded(make_fake, clock, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(parquet, "ROW_GROUP_ROWS", 30)
     monkeypatch.setattr(parquet.ParquetFiles, "block_rows", 20)
+    monkeypatch.setattr(parquet, "_CSV_BLOCK", 2048)  # Arrow's blocks: ~10 receipts
     fake = make_fake()
     run = run_tap(
         export_config(

@@ -21,6 +21,7 @@ values are the same either way (tests/test_parquet.py). Date-times are microseco
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
 import os
@@ -33,15 +34,43 @@ from datetime import date, datetime, timedelta, timezone
 # ARROW_DEFAULT_MEMORY_POOL of the environment wins.
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
+
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from typing_extensions import override
 
 from tap_intercom_export import batchformat as fmt
 from tap_intercom_export import sdk
 from tap_intercom_export.content.batch import BatchFiles
+from tap_intercom_export.content.schemas import EXTRA_COLUMNS
 from tap_intercom_export.jobs.rows import Block
+
+
+def _fixed_mmap_threshold() -> None:
+    """Keep glibc's mmap threshold at its default (128 KiB) instead of letting it grow.
+
+    glibc raises the threshold each time a large block is freed (up to 32 MB); after that the
+    ~1 MB blocks the CSV reader and the writer allocate and free come from the heap, which keeps
+    them: the tap's peak RSS went 182 -> 142 MB at the same speed (bench/README.md). glibc only;
+    MALLOC_MMAP_THRESHOLD_ in the environment wins.
+    """
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
+    except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt)
+        mallopt = None
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+
+
+_M_MMAP_THRESHOLD = -3  # glibc malloc.h
+_fixed_mmap_threshold()
+
+if t.TYPE_CHECKING:
+    from tap_intercom_export.content.schemas import RowTyper
 
 #: Rows per row group: a few MB of Arrow data for the widest file kind (receipts), which with
 #: pyarrow's own ~70 MB keeps the tap under 150 MB (bench/bench_export.py).
@@ -67,7 +96,8 @@ _INTERCOM_TIME = pc.MatchSubstringOptions(
 )
 _STRPTIME = pc.StrptimeOptions("%Y-%m-%d %H:%M:%S UTC", "us")
 _DAY = pc.SliceOptions(0, 10)
-_MILLION = pa.scalar(1_000_000, pa.int64())  # a Python int would be converted at every call
+_MILLION = pa.scalar(1_000_000, pa.int64())
+_NO_TEXT = pa.scalar(None, pa.string())  # a Python int would be converted at every call
 #: Largest unix time (seconds) or count read in C; larger ones take the Python path, which
 #: checks their range (values.to_timestamp_us) or makes big ints (values.to_integer).
 _TIME_MAX = 10**11 - 1
@@ -77,7 +107,7 @@ _COUNT_MAX = 10**18 - 1
 _MIN_VALUES = 128
 
 
-def arrow_column(column: t.Sequence[str], *, is_time: bool) -> pa.Array | None:  # noqa: PLR0911 - each return is a reason to leave the column to Python
+def arrow_column(column: t.Sequence[str], *, is_time: bool) -> pa.Array | None:
     """A column of counts (int64) or times (microseconds since 1970, int64) read in C, or None.
 
     None when a value is neither plain ASCII digits nor, for a time, Intercom's text spelling,
@@ -88,7 +118,12 @@ def arrow_column(column: t.Sequence[str], *, is_time: bool) -> pa.Array | None: 
         return None
     text = pa.array([v or None for v in column] if empty else column, pa.string())
     joined = "".join(column)
-    if joined.isascii() and joined.isdigit():
+    return _read_text(text, is_time=is_time, digits=joined.isascii() and joined.isdigit())
+
+
+def _read_text(text: pa.Array, *, is_time: bool, digits: bool) -> pa.Array | None:  # noqa: PLR0911 - each return is a reason to leave the column to Python
+    """`arrow_column` of text already in Arrow (null where empty); `digits`: all ASCII digits."""
+    if digits:
         try:
             numbers = pc.cast(text, pa.int64())
         except pa.ArrowInvalid:  # more than int64 holds
@@ -109,12 +144,85 @@ def arrow_column(column: t.Sequence[str], *, is_time: bool) -> pa.Array | None: 
     return pc.call_function("strptime", [text], _STRPTIME).cast(pa.int64())
 
 
+#: How Arrow reads a member: as Python's csv module does with its default dialect (quoted
+#: fields may hold newlines); where the two would differ (a row of another width, bytes that
+#: are not UTF-8, an unterminated quote) Arrow stops with an error and Python reads on.
+_PARSE = pcsv.ParseOptions(newlines_in_values=True)
+#: Bytes of CSV per block Arrow reads (~2,000 receipts): larger blocks are a little faster and
+#: cost ~40 MB more peak memory per MB (bench/README.md).
+_CSV_BLOCK = 1 << 19
+
+
+class ArrowReader:
+    """Reads count and time columns, or whole members, in C (content/schemas.py ColumnReader)."""
+
+    def __call__(self, column: t.Sequence[str], *, is_time: bool) -> pa.Array | None:
+        """`arrow_column`."""
+        return arrow_column(column, is_time=is_time)
+
+    def read_member(
+        self, typer: RowTyper, stream: t.BinaryIO, lineage: dict[str, t.Any]
+    ) -> t.Iterator[Block]:
+        """Typed blocks of a member's rows (its header skipped), read by pyarrow's CSV reader.
+
+        Stops quietly at the first block Arrow cannot read (`typer.complete` stays False): the
+        caller reads the rest in Python, from the first row not yielded.
+        """
+        typer.complete = False
+        names = [f"c{i}" for i in range(typer.width)]
+        convert = pcsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        )
+        read = pcsv.ReadOptions(
+            column_names=names, skip_rows=1, block_size=_CSV_BLOCK, use_threads=False
+        )
+        try:
+            with pcsv.open_csv(stream, read, _PARSE, convert) as reader:
+                for batch in reader:
+                    yield _type_batch(typer, batch.columns, batch.num_rows, lineage)
+        except pa.ArrowInvalid:
+            return
+        typer.complete = True
+
+
+def _type_batch(typer: RowTyper, cells: list[pa.Array], n: int, lineage: dict[str, t.Any]) -> Block:
+    """RowTyper.type_block for a block Arrow read: text stays in Arrow, empty fields null."""
+    nulls: list[t.Any] = [None] * n
+    columns: dict[str, t.Sequence[t.Any]] = dict.fromkeys(typer.missing, nulls)
+    uniform = {*typer.missing, *lineage}
+    extras = typer.extras([cells[i].to_pylist() for i, _ in typer.unknown_at], n)
+    for i, name, is_text, readable in typer.known:
+        empty = pc.equal(cells[i], "")
+        blanks = empty.true_count
+        if blanks == n:
+            columns[name] = nulls
+            uniform.add(name)
+            continue
+        text = pc.if_else(empty, _NO_TEXT, cells[i]) if blanks else cells[i]
+        if is_text:
+            columns[name] = text
+            continue
+        typed = None
+        if readable:
+            digits = pc.all(pc.ascii_is_decimal(text)).as_py()
+            typed = _read_text(text, is_time=name in typer.times, digits=digits)
+        columns[name] = (
+            typed if typed is not None else typer.type_column(name, cells[i].to_pylist(), extras)
+        )
+    columns[EXTRA_COLUMNS] = extras
+    for key, value in lineage.items():
+        columns[key] = [value] * n
+    return Block(n, columns=columns, uniform=frozenset(uniform))
+
+
 class ParquetFiles(BatchFiles):
     """Parquet files of one stream's selected properties, one row group per ROW_GROUP_ROWS rows."""
 
     suffix = ".parquet"
     times_us = True
-    in_c = staticmethod(arrow_column)
+    in_c = ArrowReader()
     block_rows = 4000
 
     def __init__(self, *args: t.Any) -> None:

@@ -238,8 +238,17 @@ class RowTyper:
             for kind in [column_type(name)]
         ]
         self._unknown = [(i, name) for i, name in enumerate(header) if name not in known]
+        self._converters = {
+            name: (convert, is_time) for _, name, convert, is_time, _ in self._known
+        }
+        #: Positions and names of the columns the schema does not know (to `extra_columns`).
+        self.unknown_at = self._unknown
+        #: Names of the known time columns.
+        self.times = {name for _, name, _, is_time, _ in self._known if is_time}
         self._times_us = times_us
         self._in_c = in_c
+        #: Whether `read_at_once` read every row of its member.
+        self.complete = False
 
     def type_row(self, row: list[str], lineage: dict[str, t.Any]) -> dict[str, t.Any]:
         """Build one record: typed known columns, extras as text, lineage columns."""
@@ -257,15 +266,8 @@ class RowTyper:
         nulls: list[t.Any] = [None] * n
         columns: dict[str, t.Sequence[t.Any]] = dict.fromkeys(self.missing, nulls)
         uniform = {*self.missing, *lineage}
-        extras: list[dict[str, str | None] | None]
-        if self._unknown:
-            names = [name for _, name in self._unknown]
-            texts = [[v or None for v in cells[i]] for i, _ in self._unknown]
-            extras = [dict(zip(names, values, strict=True)) for values in zip(*texts, strict=True)]
-        else:
-            extras = [None] * n
-        in_c = self._in_c
-        for i, name, convert, is_time, readable in self._known:
+        extras = self.extras([cells[i] for i, _ in self._unknown], n)
+        for i, name, convert, _, readable in self._known:
             column = cells[i]
             if not any(column):
                 columns[name] = nulls
@@ -275,21 +277,61 @@ class RowTyper:
                 # Text as it is, but empty fields null (a full column is kept as it came).
                 columns[name] = column if all(column) else [v or None for v in column]
                 continue
-            typed = in_c(column, is_time=is_time) if in_c is not None and readable else None
-            if typed is None and is_time:
-                typed = time_column(column, micros=self._times_us)
-            if typed is None:
-                try:
-                    typed = [convert(v) if v else None for v in column]
-                except (ValueError, OverflowError):
-                    typed = self._convert_keeping_bad(name, convert, column, extras)
-            columns[name] = typed
+            in_c = self._in_c if readable else None
+            columns[name] = self.type_column(name, column, extras, in_c=in_c)
         for r, spill in surplus.items():
             extras[r] = {**(extras[r] or {}), **spill}
         columns[EXTRA_COLUMNS] = extras
         for key, value in lineage.items():
             columns[key] = [value] * n
         return Block(n, columns=columns, uniform=frozenset(uniform))
+
+    @property
+    def known(self) -> list[tuple[int, str, bool, bool]]:
+        """Known columns as (position, name, whether text, whether `in_c` may read it)."""
+        return [(i, name, c is None, readable) for i, name, c, _, readable in self._known]
+
+    def extras(self, columns: list[t.Sequence[str]], n: int) -> list[dict[str, str | None] | None]:
+        """Each row's `extra_columns`: the unknown columns' text (`columns`, in header order)."""
+        if not self._unknown:
+            return [None] * n
+        names = [name for _, name in self._unknown]
+        texts = [[v or None for v in column] for column in columns]
+        return [dict(zip(names, values, strict=True)) for values in zip(*texts, strict=True)]
+
+    def type_column(
+        self,
+        name: str,
+        column: t.Sequence[str],
+        extras: list[dict[str, str | None] | None],
+        *,
+        in_c: ColumnReader | None = None,
+    ) -> t.Sequence[t.Any]:
+        """One known, non-text column typed; a value that does not fit goes to `extras`."""
+        known, is_time = self._converters[name]
+        convert = t.cast("t.Callable[[str], t.Any]", known)  # text columns never get here
+        typed = in_c(column, is_time=is_time) if in_c is not None else None
+        if typed is None and is_time:
+            typed = time_column(column, micros=self._times_us)
+        if typed is None:
+            try:
+                typed = [convert(v) if v else None for v in column]
+            except (ValueError, OverflowError):
+                typed = self._convert_keeping_bad(name, convert, column, extras)
+        return typed
+
+    def read_at_once(
+        self, stream: t.BinaryIO, lineage: dict[str, t.Any]
+    ) -> t.Iterator[Block] | None:
+        """The member's rows read by `in_c` (in C) from `stream`, or None if it reads columns only.
+
+        The iterator stops at the first row it cannot read as csv.reader would; `complete` says
+        whether it read them all (content/parquet.py `ArrowReader.read_member`).
+        """
+        read_member = getattr(self._in_c, "read_member", None)
+        if read_member is None or any(set(h) & {'"', "\n", "\r"} for h in self.header):
+            return None
+        return t.cast("t.Iterator[Block]", read_member(self, stream, lineage))
 
     def _square(self, rows: list[list[str]]) -> dict[int, dict[str, str]]:
         # A ragged row keeps what it has: missing fields become empty (null), surplus fields

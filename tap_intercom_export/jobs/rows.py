@@ -14,6 +14,7 @@ output.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import gc
@@ -200,8 +201,20 @@ class MemberReader:
                     header, rows = iter_csv(raw, counter)
                     typed = typer(member, header)
                     self._report_unknown(typed, member.name)
-                    # Blank lines (csv gives []) are not rows.
+                    read = 0
+                    at_once = getattr(typed, "read_at_once", None)
+                    if at_once is not None:
+                        with result.archive.open_member(member) as again:
+                            for block in at_once(again, tags) or ():
+                                read += block.size
+                                counts[key] += block.size
+                                yield block
+                        if getattr(typed, "complete", False):
+                            self._report_quirks(typed, counter, member.name)
+                            continue
+                    # Blank lines (csv gives []) are not rows. Rows read at once are skipped.
                     nonblank = filter(None, rows)
+                    collections.deque(itertools.islice(nonblank, read), maxlen=0)
                     while chunk := list(itertools.islice(nonblank, size)):
                         counts[key] += len(chunk)
                         yield type_block(typed, chunk, tags)
