@@ -134,3 +134,30 @@ def test_a_typer_reading_in_c_gives_the_records_of_the_python_typer() -> None:
     assert block.records()[1]["received_at"] == micros(times[1])
     assert block.records()[5]["extra_columns"] == {"first_open": "2023-02-30 00:00:00 UTC"}
     assert in_c.bad_values == {"first_open": 1}
+
+
+class _Libc:
+    """Records mallopt calls instead of making them."""
+
+    def __init__(self, calls: list) -> None:
+        self.mallopt = lambda *args: calls.append(args)
+
+
+def test_glibc_keeps_its_mmap_threshold_unless_the_environment_sets_one(monkeypatch) -> None:
+    calls: list = []
+    monkeypatch.setattr(parquet.ctypes, "CDLL", lambda _name: _Libc(calls))
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    assert parquet._fixed_mmap_threshold()
+    assert calls == [(-3, 128 * 1024)]  # M_MMAP_THRESHOLD in glibc's malloc.h, its default
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert not parquet._fixed_mmap_threshold()
+    assert len(calls) == 1
+
+
+def test_without_mallopt_nothing_is_set(monkeypatch) -> None:
+    def no_libc(_name):
+        raise OSError
+
+    monkeypatch.setattr(parquet.ctypes, "CDLL", no_libc)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    assert not parquet._fixed_mmap_threshold()  # macOS, musl: no error, nothing set

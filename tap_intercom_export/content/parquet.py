@@ -48,22 +48,24 @@ from tap_intercom_export.content.schemas import EXTRA_COLUMNS
 from tap_intercom_export.jobs.rows import Block
 
 
-def _fixed_mmap_threshold() -> None:
+def _fixed_mmap_threshold() -> bool:
     """Keep glibc's mmap threshold at its default (128 KiB) instead of letting it grow.
 
     glibc raises the threshold each time a large block is freed (up to 32 MB); after that the
     ~1 MB blocks the CSV reader and the writer allocate and free come from the heap, which keeps
     them: the tap's peak RSS went 182 -> 142 MB at the same speed (bench/README.md). glibc only;
-    MALLOC_MMAP_THRESHOLD_ in the environment wins.
+    MALLOC_MMAP_THRESHOLD_ in the environment wins. Whether it was set.
     """
     if "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return
+        return False
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
     except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt)
         mallopt = None
-    if mallopt is not None:
-        mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+    if mallopt is None:
+        return False
+    mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+    return True
 
 
 _M_MMAP_THRESHOLD = -3  # glibc malloc.h
