@@ -13,10 +13,13 @@ first (or a first key where the file started without any) starts a new file inst
 member share their keys, so this splits a window's files only where a row has a value that did
 not fit its type. A number that is not finite is null, as msgspec writes it in JSON.
 
-Counts and times are read from the CSV text in C (`arrow_column`: pyarrow.compute) when every
-value of a block's column is plain digits or Intercom's `YYYY-MM-DD HH:MM:SS UTC`, which is most
-of an export; any other column goes through the typer's Python path (content/values.py), so the
-values are the same either way (tests/test_parquet.py). Date-times are microseconds since 1970.
+Members are read by pyarrow's CSV reader (`ArrowReader.read_member`): the text stays in Arrow,
+and counts and times are cast in C (pyarrow.compute) when every value of a block's column is plain
+digits or Intercom's `YYYY-MM-DD HH:MM:SS UTC`, which is most of an export; any other column goes
+through the typer's Python path (content/values.py), so the values are the same either way
+(tests/test_parquet_columns.py). Where Arrow would read a row otherwise than `csv.reader` it stops
+with an error instead, and the reader goes on in Python from there (jobs/rows.py). Date-times are
+microseconds since 1970.
 """
 
 from __future__ import annotations
@@ -98,8 +101,8 @@ _INTERCOM_TIME = pc.MatchSubstringOptions(
 )
 _STRPTIME = pc.StrptimeOptions("%Y-%m-%d %H:%M:%S UTC", "us")
 _DAY = pc.SliceOptions(0, 10)
-_MILLION = pa.scalar(1_000_000, pa.int64())
-_NO_TEXT = pa.scalar(None, pa.string())  # a Python int would be converted at every call
+_MILLION = pa.scalar(1_000_000, pa.int64())  # a Python int would be converted at every call
+_NO_TEXT = pa.scalar(None, pa.string())
 #: Largest unix time (seconds) or count read in C; larger ones take the Python path, which
 #: checks their range (values.to_timestamp_us) or makes big ints (values.to_integer).
 _TIME_MAX = 10**11 - 1
