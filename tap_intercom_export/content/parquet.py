@@ -166,7 +166,10 @@ class ArrowReader:
         return arrow_column(column, is_time=is_time)
 
     def read_member(
-        self, typer: RowTyper, stream: t.BinaryIO, lineage: dict[str, t.Any]
+        self,
+        typer: RowTyper,
+        opener: t.Callable[[], t.ContextManager[t.BinaryIO]],
+        lineage: dict[str, t.Any],
     ) -> t.Iterator[Block]:
         """Typed blocks of a member's rows (its header skipped), read by pyarrow's CSV reader.
 
@@ -184,7 +187,7 @@ class ArrowReader:
             column_names=names, skip_rows=1, block_size=_CSV_BLOCK, use_threads=False
         )
         try:
-            with pcsv.open_csv(stream, read, _PARSE, convert) as reader:
+            with opener() as stream, pcsv.open_csv(stream, read, _PARSE, convert) as reader:
                 for batch in reader:
                     yield _type_batch(typer, batch.columns, batch.num_rows, lineage)
         except pa.ArrowInvalid:

@@ -321,9 +321,9 @@ class RowTyper:
         return typed
 
     def read_at_once(
-        self, stream: t.BinaryIO, lineage: dict[str, t.Any]
+        self, opener: t.Callable[[], t.ContextManager[t.BinaryIO]], lineage: dict[str, t.Any]
     ) -> t.Iterator[Block] | None:
-        """The member's rows read by `in_c` (in C) from `stream`, or None if it reads columns only.
+        """The member's rows read by `in_c` (in C) from `opener()`, or None if it reads columns only.
 
         The iterator stops at the first row it cannot read as csv.reader would; `complete` says
         whether it read them all (content/parquet.py `ArrowReader.read_member`).
@@ -331,7 +331,7 @@ class RowTyper:
         read_member = getattr(self._in_c, "read_member", None)
         if read_member is None or any(set(h) & {'"', "\n", "\r"} for h in self.header):
             return None
-        return t.cast("t.Iterator[Block]", read_member(self, stream, lineage))
+        return t.cast("t.Iterator[Block]", read_member(self, opener, lineage))
 
     def _square(self, rows: list[list[str]]) -> dict[int, dict[str, str]]:
         # A ragged row keeps what it has: missing fields become empty (null), surplus fields

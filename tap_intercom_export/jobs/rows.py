@@ -9,7 +9,8 @@ are not UTF-8 are kept (in `extra_columns`, or as U+FFFD) and counted in one war
 Rows travel in blocks of up to `BLOCK_ROWS`: a typer that types a whole block column by column
 (`RowTyper.type_block`) does per column what it would do per row, and the writers (RECORD, JSONL,
 Parquet) take a block at a time, so no per-row Python call sits between the CSV reader and the
-output.
+output. A typer that can read a whole member in C (`read_at_once`: Parquet's pyarrow reader) reads
+it first; where it stops, csv.reader reads on from the first row it did not give.
 """
 
 from __future__ import annotations
@@ -203,12 +204,13 @@ class MemberReader:
                     self._report_unknown(typed, member.name)
                     read = 0
                     at_once = getattr(typed, "read_at_once", None)
-                    if at_once is not None:
-                        with result.archive.open_member(member) as again:
-                            for block in at_once(again, tags) or ():
-                                read += block.size
-                                counts[key] += block.size
-                                yield block
+                    again = functools.partial(result.archive.open_member, member)
+                    blocks = at_once(again, tags) if at_once is not None else None
+                    if blocks is not None:
+                        for block in blocks:
+                            read += block.size
+                            counts[key] += block.size
+                            yield block
                         if getattr(typed, "complete", False):
                             self._report_quirks(typed, counter, member.name)
                             continue
