@@ -47,7 +47,6 @@ from typing_extensions import override
 from tap_intercom_export import batchformat as fmt
 from tap_intercom_export import sdk
 from tap_intercom_export.content.batch import BatchFiles
-from tap_intercom_export.content.schemas import EXTRA_COLUMNS
 from tap_intercom_export.jobs.rows import Block
 
 
@@ -201,7 +200,7 @@ def _type_batch(typer: RowTyper, cells: list[pa.Array], n: int, lineage: dict[st
     columns: dict[str, t.Sequence[t.Any]] = dict.fromkeys(typer.missing, nulls)
     uniform = {*typer.missing, *lineage}
     extras = typer.extras([cells[i].to_pylist() for i, _ in typer.unknown_at], n)
-    for i, name, is_text, readable in typer.known:
+    for i, name, is_text, is_time, readable in typer.known:
         empty = pc.equal(cells[i], "")
         blanks = empty.true_count
         if blanks == n:
@@ -215,14 +214,11 @@ def _type_batch(typer: RowTyper, cells: list[pa.Array], n: int, lineage: dict[st
         typed = None
         if readable:
             digits = pc.all(pc.ascii_is_decimal(text)).as_py()
-            typed = _read_text(text, is_time=name in typer.times, digits=digits)
+            typed = _read_text(text, is_time=is_time, digits=digits)
         columns[name] = (
             typed if typed is not None else typer.type_column(name, cells[i].to_pylist(), extras)
         )
-    columns[EXTRA_COLUMNS] = extras
-    for key, value in lineage.items():
-        columns[key] = [value] * n
-    return Block(n, columns=columns, uniform=frozenset(uniform))
+    return typer.finish_block(n, columns, uniform, extras, lineage)
 
 
 class ParquetFiles(BatchFiles):

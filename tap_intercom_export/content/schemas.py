@@ -237,14 +237,14 @@ class RowTyper:
             if name in known
             for kind in [column_type(name)]
         ]
-        self._unknown = [(i, name) for i, name in enumerate(header) if name not in known]
+        #: Positions and names of the columns the schema does not know (to `extra_columns`).
+        self.unknown_at = [(i, name) for i, name in enumerate(header) if name not in known]
+        #: Known columns as (position, name, whether text, whether a time, whether `in_c` may
+        #: read it), for readers that type a block themselves (content/parquet.py).
+        self.known = [(i, name, c is None, is_time, ok) for i, name, c, is_time, ok in self._known]
         self._converters = {
             name: (convert, is_time) for _, name, convert, is_time, _ in self._known
         }
-        #: Positions and names of the columns the schema does not know (to `extra_columns`).
-        self.unknown_at = self._unknown
-        #: Names of the known time columns.
-        self.times = {name for _, name, _, is_time, _ in self._known if is_time}
         self._times_us = times_us
         self._in_c = in_c
         #: Whether `read_at_once` read every row of its member.
@@ -266,7 +266,7 @@ class RowTyper:
         nulls: list[t.Any] = [None] * n
         columns: dict[str, t.Sequence[t.Any]] = dict.fromkeys(self.missing, nulls)
         uniform = {*self.missing, *lineage}
-        extras = self.extras([cells[i] for i, _ in self._unknown], n)
+        extras = self.extras([cells[i] for i, _ in self.unknown_at], n)
         for i, name, convert, _, readable in self._known:
             column = cells[i]
             if not any(column):
@@ -281,21 +281,27 @@ class RowTyper:
             columns[name] = self.type_column(name, column, extras, in_c=in_c)
         for r, spill in surplus.items():
             extras[r] = {**(extras[r] or {}), **spill}
+        return self.finish_block(n, columns, uniform, extras, lineage)
+
+    def finish_block(
+        self,
+        n: int,
+        columns: dict[str, t.Sequence[t.Any]],
+        uniform: set[str],
+        extras: list[dict[str, str | None] | None],
+        lineage: dict[str, t.Any],
+    ) -> Block:
+        """The block of `n` typed rows: `columns`, then extra_columns, then the lineage columns."""
         columns[EXTRA_COLUMNS] = extras
         for key, value in lineage.items():
             columns[key] = [value] * n
         return Block(n, columns=columns, uniform=frozenset(uniform))
 
-    @property
-    def known(self) -> list[tuple[int, str, bool, bool]]:
-        """Known columns as (position, name, whether text, whether `in_c` may read it)."""
-        return [(i, name, c is None, readable) for i, name, c, _, readable in self._known]
-
     def extras(self, columns: list[t.Sequence[str]], n: int) -> list[dict[str, str | None] | None]:
         """Each row's `extra_columns`: the unknown columns' text (`columns`, in header order)."""
-        if not self._unknown:
+        if not self.unknown_at:
             return [None] * n
-        names = [name for _, name in self._unknown]
+        names = [name for _, name in self.unknown_at]
         texts = [[v or None for v in column] for column in columns]
         return [dict(zip(names, values, strict=True)) for values in zip(*texts, strict=True)]
 
