@@ -6,6 +6,7 @@ import time
 
 import pytest
 import requests
+from fake_intercom import exports
 from fake_intercom.server import options
 
 from tests.conftest import DAY, NOW, TOKEN
@@ -114,3 +115,21 @@ def test_late_events_are_listed_where_their_created_at_puts_them(make_fake) -> N
     page = get(fake, "/events", type="user", intercom_user_id="6newcontact").json()
     assert [(e["event_name"], e["created_at"]) for e in page["events"]] == [("late", NOW - 600)]
     assert not any(r.path.startswith("/_fake/") for r in fake.log)  # admin calls are not logged
+
+
+def test_an_archive_removed_while_its_download_starts_is_a_404(make_fake, monkeypatch) -> None:
+    fake = make_fake()
+    fake.exports.next_scripts.append(["completed"])
+    window = {"created_at_after": NOW - 2 * DAY, "created_at_before": NOW - DAY}
+    answer = requests.post(
+        f"{fake.url}/export/content/data", json=window, headers=HEADERS, timeout=10
+    )
+    job = answer.json().get("job_identifier") or answer.json()["job_identfier"]
+    assert get(fake, f"/export/content/data/{job}").json()["status"] == "completed"
+    # As when a test stops the fake (removing its archives) between the download's checks and its
+    # first byte: the fake's download delay is where that happens, without a real sleep.
+    fake.exports.download_delay = 1
+    monkeypatch.setattr(exports, "real_sleep", lambda _: fake.exports.jobs[job].archive.unlink())
+    octet = {**HEADERS, "Accept": "application/octet-stream"}
+    gone = requests.get(f"{fake.url}/download/content/data/{job}", headers=octet, timeout=10)
+    assert gone.status_code == 404 and gone.content == b""

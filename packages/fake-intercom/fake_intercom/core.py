@@ -7,6 +7,7 @@ Route modules (exports, events, reporting, workspace) import this one and add th
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -387,7 +388,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_file(self, resp: Response, truncate: int | None) -> None:
         if resp.file is None:
             return
-        size = Path(resp.file).stat().st_size
+        try:
+            with Path(resp.file).open("rb") as fh:
+                self._send_open_file(resp, fh, truncate)
+        except FileNotFoundError:
+            # A test stopped the fake (and removed its archives) while this request was on its way.
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    def _send_open_file(self, resp: Response, fh: t.BinaryIO, truncate: int | None) -> None:
+        size = os.fstat(fh.fileno()).st_size
         chunked = resp.headers.get("Transfer-Encoding") == "chunked"
         self.send_response(resp.status)
         self.send_header("Content-Type", "application/octet-stream")
@@ -397,15 +408,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         sent = 0
-        with Path(resp.file).open("rb") as fh:
-            while chunk := fh.read(1 << 16 if chunked else 1 << 20):
-                if truncate is not None and sent + len(chunk) > truncate:
-                    self._write(chunk[: truncate - sent], chunked=chunked)
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self._write(chunk, chunked=chunked)
-                sent += len(chunk)
+        while chunk := fh.read(1 << 16 if chunked else 1 << 20):
+            if truncate is not None and sent + len(chunk) > truncate:
+                self._write(chunk[: truncate - sent], chunked=chunked)
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self._write(chunk, chunked=chunked)
+            sent += len(chunk)
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
 
