@@ -99,3 +99,25 @@ def test_a_column_at_once_is_every_value_alone(as_micros: bool) -> None:  # noqa
     assert read_at_once > 4
     assert time_column(columns[0], micros=as_micros) is not None
     assert time_column(columns[2], micros=as_micros) is not None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # Unix seconds are read up to 14 characters, a fraction included; longer is not a time.
+        ("1699920000.125", "2023-11-14T00:00:00.125000+00:00"),
+        ("1699920000.1250", "refused"),
+        ("99999999999999", "refused"),  # 14 digits: after the year 9999
+        ("253402300799", "9999-12-31T23:59:59+00:00"),
+    ],
+)
+def test_unix_seconds_are_read_up_to_fourteen_characters(value: str, expected: str) -> None:
+    assert outcome(to_datetime, value) == expected
+    assert outcome(to_timestamp_us, value) == (
+        expected if expected == "refused" else micros(expected)
+    )
+
+
+def test_a_time_after_the_year_9999_is_refused_saying_so() -> None:
+    with pytest.raises(OverflowError, match="253402300800 seconds is after the year 9999"):
+        to_timestamp_us("253402300800")
