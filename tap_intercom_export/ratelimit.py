@@ -54,9 +54,10 @@ def _header_float(headers: t.Mapping[str, str], name: str) -> float | None:
     if value in (None, ""):
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         return None
+    return number if math.isfinite(number) else None  # "inf" would wait forever
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Ctrl-C's cancel (`ExportRunner.cancel_current`): which jobs it cancels, asked of Intercom first.
+"""Ctrl-C's cancel (`ExportRunner.cancel_current`), and how a job's answer is read (`Job.from_api`).
 
 On an interrupt the runner asks Intercom for the status of the job it was polling and of those it
 created ahead, and cancels those still running. A job that completed between the last poll and
@@ -87,3 +87,15 @@ def test_nothing_to_cancel_asks_nothing() -> None:
     intercom = Intercom({})
     runner(intercom, None).cancel_current()
     assert intercom.asked == [] and intercom.canceled == []
+
+
+@pytest.mark.parametrize(
+    ("expires", "read"),
+    [(1700000000, 1700000000), ("1700000000.5", 1700000000), ("", None), ("soon", None),
+     ("inf", None), (None, None)],
+)  # fmt: skip
+def test_a_download_expiry_that_is_not_a_time_is_read_as_unknown(expires, read) -> None:
+    job = Job.from_api(
+        {"job_identifier": "j", "status": "completed", "download_expires_at": expires}
+    )
+    assert job.download_expires_at == read

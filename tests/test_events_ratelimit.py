@@ -164,6 +164,8 @@ def test_429_holds_everyone_until_the_reset_it_names(limiter, clock) -> None:
         ({"Retry-After": "2"}, 2 + RESET_MARGIN),
         ({"X-RateLimit-Reset": str(T0 - 30), "Retry-After": "4"}, 4 + RESET_MARGIN),  # skewed clock
         ({}, FALLBACK_PAUSE + RESET_MARGIN),
+        ({"Retry-After": "inf"}, FALLBACK_PAUSE + RESET_MARGIN),  # not a wait anyone can serve
+        ({"Retry-After": "nan"}, FALLBACK_PAUSE + RESET_MARGIN),
     ],
 )
 def test_429_without_a_usable_reset_falls_back(limiter, clock, answer, pause) -> None:

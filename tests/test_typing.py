@@ -78,3 +78,18 @@ def test_every_schema_declares_lineage_and_keys() -> None:
         for col in spec.columns:
             if col.endswith("_at") or col.startswith("first_"):
                 assert props[col]["format"] == "date-time"
+
+
+def test_a_rate_that_is_not_a_finite_number_is_kept_as_text() -> None:
+    # float() reads these; JSON has no NaN or infinity, so the column is null and the text kept.
+    header = ["ruleset_id", "open_rate", "click_rate", "reply_rate", "answer_rate"]
+    typer = RowTyper(FILE_KINDS["overview"], header)
+    record = typer.type_row(["7", "nan", "inf", "-Infinity", "1e999"], LINEAGE)
+    assert [record[c] for c in header[1:]] == [None, None, None, None]
+    assert record["extra_columns"] == {
+        "open_rate": "nan",
+        "click_rate": "inf",
+        "reply_rate": "-Infinity",
+        "answer_rate": "1e999",
+    }
+    assert typer.type_row(["7", "12.5%", "", "", ""], LINEAGE)["open_rate"] == 12.5

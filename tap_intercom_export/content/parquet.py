@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import math
 import os
 import typing as t
 from datetime import date, datetime, timedelta, timezone
@@ -354,8 +353,6 @@ def _array(values: t.Sequence[t.Any], kind: pa.DataType) -> pa.Array:
         if isinstance(first, str):
             # The typer gives microseconds (RowTyper times_us); other typers give RFC 3339.
             values = [_micros(v) if v is not None else None for v in values]
-    elif kind == _FLOAT:
-        values = [v if v is None or math.isfinite(v) else None for v in values]
     return pa.array(values, kind)
 
 

@@ -8,6 +8,7 @@ None when a value of the column needs the value functions (tests/test_values.py 
 
 from __future__ import annotations
 
+import math
 import re
 import typing as t
 from datetime import datetime, timedelta, timezone
@@ -101,7 +102,12 @@ def to_integer(value: str) -> int:
 
 def to_number(value: str) -> float:
     """Read a rate; a trailing `%` is dropped and the number kept as written."""
-    return float(value.removesuffix("%"))
+    number = float(value.removesuffix("%"))
+    # float() reads "nan" and "inf", which JSON cannot hold: such text is kept in extra_columns.
+    if not math.isfinite(number):
+        msg = f"{value!r} is not a finite number"
+        raise ValueError(msg)
+    return number
 
 
 # -- whole columns -----------------------------------------------------------------------------

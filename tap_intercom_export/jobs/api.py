@@ -48,7 +48,7 @@ class Job:
         expires = body.get("download_expires_at")
         try:
             expires_at = int(float(expires)) if expires not in (None, "") else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: "inf"
             expires_at = None
         return cls(
             job_id=str(job_id),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import typing as t
 from dataclasses import dataclass, field
@@ -295,6 +296,8 @@ def convert(kind: str, raw: str, zone: ReportingZone) -> t.Any:
         try:
             number = float(text)
         except ValueError:
+            return _UNFIT
+        if not math.isfinite(number):  # "nan", "inf", 1e999: not a JSON number
             return _UNFIT
         return (
             int(number)
