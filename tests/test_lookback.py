@@ -66,6 +66,11 @@ def test_lookback_captures_engagement_after_the_window_under_both_readings(
     runs.append(run_tap(config(fake, export_window_days=1), state=runs[-1].state, select=SELECT))
     assert creates(fake)[6:] == [(NOW - 5 * DAY, NOW + 25 * HOUR - 1)]
     assert "Lookback: re-exporting messages sent from 2023-11-09T00:00:00+00:00" in caplog.text
+    # What the operator needs to know about the rows read twice, in the same line.
+    assert (
+        "inside its job's requested range. Re-read rows keep their primary keys (loaders upsert them)."
+        in caplog.text
+    )
 
     opens = {
         (r["receipt_id"], r["opened_at"]) for run in runs for r in run.records("message_opens")

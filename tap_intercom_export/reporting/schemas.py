@@ -197,10 +197,6 @@ class DatasetSpec:
             "required": [*self.key, "export_window_start"],
         }
 
-    def time_attribute(self) -> Attribute | None:
-        """The attribute Intercom windows the dataset on."""
-        return next((a for a in self.attributes if a.id == self.time_attribute_id), None)
-
 
 class RowMapper:
     """Turns CSV rows into records: columns matched to attributes one by one, values typed."""
