@@ -5,7 +5,8 @@
 #   bash scripts/mutation.sh                  # everything (many hours on 2 cores: see the README)
 #   bash scripts/mutation.sh 'tap_intercom_export.jobs.windows*'   # only these mutants
 #   MUTATION_SAMPLE=600 bash scripts/mutation.sh   # a seeded random sample of all the mutants
-#                                                  # (MUTATION_SEED, default 22): about an hour
+#       (MUTATION_SEED, default 22; about an hour). Run again after adding tests: only the
+#       sample's mutants not caught yet are checked again. rm mutants/sample.txt for a new one.
 # Then: .venv-mutation/bin/mutmut results (survivors), .venv-mutation/bin/mutmut show <name>.
 # Known equivalent survivors, with why, are in tests/mutation-survivors.md.
 set -euo pipefail
@@ -24,15 +25,20 @@ names=()
 if [ -n "${MUTATION_SAMPLE:-}" ]; then
   # The names exist once mutmut has written its copies; sample them, seeded, from the sorted list.
   "$venv/bin/python" -c 'import mutmut.__main__ as m; m.copy_src_dir(); m.copy_also_copy_files(); m.setup_source_paths(); m.store_lines_covered_by_tests(); m.create_mutants(2)' >/dev/null
-  "$venv/bin/mutmut" results --all true | sed 's/^ *//; s/:.*//' | sort \
+  "$venv/bin/mutmut" results --all true | sed 's/^ *//' >mutants/results.txt
+  [ -f mutants/sample.txt ] || sed 's/:.*//' mutants/results.txt | sort \
     | "$venv/bin/python" -c 'import random, sys; names = sys.stdin.read().split(); print("\n".join(sorted(random.Random(int(sys.argv[2])).sample(names, min(int(sys.argv[1]), len(names))))))' \
       "$MUTATION_SAMPLE" "${MUTATION_SEED:-22}" >mutants/sample.txt
-  mapfile -t names <mutants/sample.txt
-  echo "sample: ${#names[@]} mutants (seed ${MUTATION_SEED:-22}) in mutants/sample.txt"
+  # A rerun checks only what is not caught yet (and what changed: mutmut forgets its results).
+  mapfile -t names < <(grep -E ': (not checked|survived|no tests|suspicious)$' mutants/results.txt \
+    | sed 's/:.*//' | grep -Fxf mutants/sample.txt || true)
+  echo "sample: $(wc -l <mutants/sample.txt) mutants in mutants/sample.txt, ${#names[@]} to check"
 else
   rm -f mutants/sample.txt
 fi
-"$venv/bin/mutmut" run "${names[@]}" "$@"
+if [ -z "${MUTATION_SAMPLE:-}" ] || [ "${#names[@]}" -gt 0 ]; then
+  "$venv/bin/mutmut" run "${names[@]}" "$@"
+fi
 "$venv/bin/mutmut" results --all true >mutants/results.txt
 # Survivors (and mutants no test reaches) again, each in a fresh interpreter: code run at import
 # is mutated only there (scripts/mutation_recheck.py).
@@ -48,7 +54,8 @@ import sys
 status = dict(line.strip().split(": ", 1) for line in open("mutants/results.txt") if ": " in line)
 sample = pathlib.Path("mutants/sample.txt")
 if sample.exists():
-    status = {name: status[name] for name in sample.read_text().split()}
+    # A name the code no longer has (its function changed shape) leaves the sample.
+    status = {name: status[name] for name in sample.read_text().split() if name in status}
 recheck = pathlib.Path("mutants/recheck.json")
 if recheck.exists():
     for name, again in json.loads(recheck.read_text()).items():
