@@ -206,3 +206,16 @@ def test_job_model_504_is_a_failed_job(make_fake, waits, caplog) -> None:
     assert len(creates(fake)) == 2
     assert "job0001" in caplog.text and "failed on Intercom's side" in caplog.text
     assert_every_row_landed(fake, run, WINDOWS[:1])
+
+
+@pytest.mark.parametrize(
+    ("member", "kind"),
+    [("replies_20240101-000000.csv", "reply"), ("goal_successes_20240101-000000.csv", "goal_success"),
+     ("hard_bounces.csv", "hard_bounce"), ("series_exits.csv", "series_exit"),
+     ("answers_combined.csv", "answer_combined"), ("fin_steps_reached.csv", "fin_step_reached"),
+     ("reply.csv", "reply"), ("opens.csv", "open")],
+)  # fmt: skip
+def test_members_named_in_the_plural_are_their_kind(member, kind) -> None:
+    from tap_intercom_export.content.kinds import kind_of_member
+
+    assert kind_of_member(member) == kind
